@@ -1,0 +1,117 @@
+"""build_application(settings): the one place that wires the bot together."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram import BotCommand, Update
+from telegram.constants import ParseMode
+from telegram.ext import (
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.context import BotApp, BotData, Ctx
+from bot.db.session import create_engine, make_session_factory
+from bot.handlers import general, settings, setup, start
+from bot.i18n import SUPPORTED_LOCALES, t
+
+log = logging.getLogger(__name__)
+
+# Commands shown in Telegram's menu, in this order, per language.
+MENU_COMMANDS = (
+    "start",
+    "settings",
+    "pain",
+    "log",
+    "tip",
+    "progress",
+    "pause",
+    "resume",
+    "language",
+    "privacy",
+    "help",
+)
+
+
+def build_application(
+    settings_: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None
+) -> BotApp:
+    """The Application with every handler, the database and the clock; nothing started yet."""
+    own_engine = engine is None
+    engine = engine or create_engine(settings_.database_url)
+    app: BotApp = (
+        ApplicationBuilder()
+        .token(settings_.telegram_bot_token.get_secret_value())
+        .base_url(settings_.bot_api_url)
+        .base_file_url(settings_.bot_file_url)
+        .context_types(ContextTypes(context=Ctx, bot_data=BotData))
+        .defaults(Defaults(parse_mode=ParseMode.HTML))
+        .post_init(_post_init)
+        .post_shutdown(_dispose_engine if own_engine else None)
+        .build()
+    )
+    app.bot_data.settings = settings_
+    app.bot_data.sessions = make_session_factory(engine)
+    app.bot_data.clock = clock or Clock()
+    app.bot_data.engine = engine
+    register_handlers(app)
+    return app
+
+
+def register_handlers(app: BotApp) -> None:
+    """Every handler, in an order that matters."""
+    # Group -1 runs first for every update: groups and channels are answered and stopped here,
+    # so no later handler can store anything about them.
+    app.add_handler(TypeHandler(Update, general.private_only), group=-1)
+
+    # Note: order matters! Commands first, then buttons by prefix, then free text and content.
+    app.add_handler(CommandHandler("start", start.start))
+    app.add_handler(CommandHandler("help", settings.help_command))
+    app.add_handler(CommandHandler("language", settings.language))
+    app.add_handler(CommandHandler("settings", settings.settings_menu))
+    app.add_handler(CommandHandler("pause", settings.pause_command))
+    app.add_handler(CommandHandler("resume", settings.resume_command))
+    app.add_handler(CommandHandler("privacy", settings.privacy))
+
+    app.add_handler(CallbackQueryHandler(start.on_consent, pattern=r"^consent:(yes|no)$"))
+    app.add_handler(CallbackQueryHandler(start.restart_setup, pattern=r"^setup:restart$"))
+    app.add_handler(CallbackQueryHandler(setup.on_button, pattern=r"^(lang|tz|time|days|day):"))
+    app.add_handler(CallbackQueryHandler(settings.on_settings_button, pattern=r"^set:"))
+    app.add_handler(CallbackQueryHandler(settings.on_pause_button, pattern=r"^pause:"))
+    # Anything else pressed (forged data, buttons of a removed feature) gets an answer.
+    app.add_handler(CallbackQueryHandler(general.on_unknown_button))
+
+    app.add_handler(ChatMemberHandler(general.on_member_change, ChatMemberHandler.MY_CHAT_MEMBER))
+
+    private = filters.ChatType.PRIVATE
+    app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, general.on_edited))
+    app.add_handler(MessageHandler(private & filters.COMMAND, general.on_unknown_command))
+    app.add_handler(MessageHandler(private & filters.TEXT, general.on_text))
+    app.add_handler(MessageHandler(private & filters.LOCATION, general.on_location))
+    app.add_handler(MessageHandler(private & ~filters.StatusUpdate.ALL, general.on_other))
+
+    app.add_error_handler(general.on_error)
+
+
+async def _post_init(app: BotApp) -> None:
+    """Register the command menu in every language (and English as the default)."""
+    for locale in (*SUPPORTED_LOCALES, None):
+        loc = locale or "en"
+        commands = [BotCommand(c, t(f"commands.{c}", loc)) for c in MENU_COMMANDS]
+        await app.bot.set_my_commands(commands, language_code=locale)
+
+
+async def _dispose_engine(app: BotApp) -> None:
+    if app.bot_data.engine is not None:
+        await app.bot_data.engine.dispose()

@@ -1,0 +1,121 @@
+"""Settings from the environment: built once in ``__main__``, passed down, never read at import."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_API_BASE_URL = "https://api.telegram.org"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/paincoach.sqlite3"
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the bot. Frozen: change the environment and restart instead."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_file=None)
+
+    telegram_bot_token: SecretStr
+    telegram_api_base_url: str = DEFAULT_API_BASE_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    log_level: str = "INFO"
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    # How long a reminder that fell due while the bot was down may still be sent.
+    reminder_grace_minutes: int = Field(default=120, ge=0)
+    # An unanswered check-in closes after this many hours and counts as missed.
+    checkin_expiry_hours: float = Field(default=12, gt=0)
+    # Seconds between dispatcher ticks (claims due reminders from the database).
+    dispatch_interval_seconds: float = Field(default=5, gt=0)
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value().strip()
+        # BotFather tokens look like "123456789:AA...": digits, a colon, then the secret.
+        head, sep, tail = token.partition(":")
+        if not token or not sep or not head.isdigit() or not tail:
+            raise ValueError("must look like 123456:ABC... (the token BotFather gave you)")
+        return SecretStr(token)
+
+    @field_validator("telegram_api_base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        if value.endswith("/bot"):
+            value = value[: -len("/bot")]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str) -> str:
+        value = value.strip()
+        if value.startswith(("postgres://", "postgresql://")):
+            # Accept the common libpq form and use the async driver for it.
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must be sqlite+aiosqlite:///path or postgresql+asyncpg://...")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p for p in value.replace(";", ",").replace(" ", ",").split(",") if p]
+            if not all(p.lstrip("-").isdigit() for p in parts):
+                raise ValueError("must be Telegram user ids separated by commas")
+            return frozenset(int(p) for p in parts)
+        return value
+
+    @property
+    def bot_api_url(self) -> str:
+        return f"{self.telegram_api_base_url}/bot"
+
+    @property
+    def bot_file_url(self) -> str:
+        return f"{self.telegram_api_base_url}/file/bot"
+
+    @property
+    def reminder_grace(self) -> timedelta:
+        return timedelta(minutes=self.reminder_grace_minutes)
+
+    @property
+    def checkin_expiry(self) -> timedelta:
+        return timedelta(hours=self.checkin_expiry_hours)
+
+    def sqlite_path(self) -> Path | None:
+        if not self.database_url.startswith("sqlite"):
+            return None
+        raw = self.database_url.split(":///", 1)[1]
+        return None if raw in ("", ":memory:") else Path(raw)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment; raise ConfigError naming the first bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err["loc"] else "configuration"
+        if err["type"] == "missing":
+            raise ConfigError(f"{name} is not set: export it (see .env.example)") from None
+        raise ConfigError(
+            f"{name} is invalid: {err['msg'].removeprefix('Value error, ')}"
+        ) from None

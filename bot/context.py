@@ -1,0 +1,45 @@
+"""The typed CallbackContext every handler receives, and the shared objects it carries."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.db.session import SessionFactory
+
+
+@dataclass
+class BotData:
+    """Everything a handler or job needs; filled in once by ``build_application``."""
+
+    settings: Settings | None = None
+    sessions: SessionFactory | None = None
+    engine: AsyncEngine | None = None
+    clock: Clock = field(default_factory=Clock)
+    rng: random.Random = field(default_factory=random.Random)
+
+
+class Ctx(CallbackContext[ExtBot, dict, dict, BotData]):
+    """``context.settings`` instead of ``context.bot_data["settings"]`` plus a cast."""
+
+    @property
+    def settings(self) -> Settings:
+        assert self.bot_data.settings is not None
+        return self.bot_data.settings
+
+    @property
+    def sessions(self) -> SessionFactory:
+        assert self.bot_data.sessions is not None
+        return self.bot_data.sessions
+
+    @property
+    def clock(self) -> Clock:
+        return self.bot_data.clock
+
+
+BotApp = Application[ExtBot, Ctx, dict, dict, BotData, object]

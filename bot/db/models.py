@@ -1,0 +1,234 @@
+"""The data model (ARCHITECTURE.md "Data"). Every timestamp is stored in UTC.
+
+Schema changes are Alembic migrations (``bot/db/migrations``), never ``create_all``.
+Every row about a patient hangs off ``users.id`` with ``ON DELETE CASCADE``, so erasure
+is one delete of the user row.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so migrations read the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (SQLite keeps no zone: we add it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class User(Base):
+    """Anyone who talked to the bot in private: a patient, and maybe also a therapist."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    # Everything below stays empty until consent, except the conversation state.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    consent_at: Mapped[datetime | None]
+    consent_version: Mapped[str | None] = mapped_column(String(16))
+    setup_done_at: Mapped[datetime | None]
+    # False once Telegram answers 403 (blocked); a my_chat_member unblock sets it back.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    paused_at: Mapped[datetime | None]
+    paused_until: Mapped[date | None] = mapped_column(Date)
+    # Conversation state lives here, not in memory: it survives restarts.
+    conv_state: Mapped[str | None] = mapped_column(String(32))
+    conv_data: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def consented(self) -> bool:
+        return self.consent_at is not None
+
+
+class Schedule(Base):
+    """One reminder time of a patient: local HH:MM on some weekdays; the next slot in UTC."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (Index("ix_schedules_next_due_at", "next_due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    local_time: Mapped[str] = mapped_column(String(5))  # "HH:MM" in the patient's zone
+    days: Mapped[int] = mapped_column(SmallInteger, default=0b1111111)  # bit 0 = Monday
+    next_due_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CheckIn(Base):
+    """One exercise occasion: a prompted slot, or a session logged by the patient (/log)."""
+
+    __tablename__ = "checkins"
+    __table_args__ = (
+        # Exactly one check-in per schedule slot, whatever number of dispatchers run.
+        UniqueConstraint("schedule_id", "due_at", name="uq_checkins_slot"),
+        Index("ix_checkins_user_created", "user_id", "created_at"),
+        Index("ix_checkins_status", "status"),
+        # The dispatcher looks up open check-ins past expiry and snoozes that came due.
+        Index("ix_checkins_expires_at", "expires_at"),
+        Index("ix_checkins_snooze_until", "snooze_until"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(8), default="prompt")  # prompt | log
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    due_at: Mapped[datetime | None]
+    prompted_at: Mapped[datetime | None]
+    prompt_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    send_attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    # A dispatcher that claimed the prompt owns it until then; past it, another may resend.
+    lease_until: Mapped[datetime | None]
+    snooze_until: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    pain_before: Mapped[int | None] = mapped_column(SmallInteger)
+    done_at: Mapped[datetime | None]
+    pain_after: Mapped[int | None] = mapped_column(SmallInteger)
+    effort: Mapped[str | None] = mapped_column(String(16))
+    barrier: Mapped[str | None] = mapped_column(String(16))
+    completed_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_day_response: Mapped[str | None] = mapped_column(String(8))
+    next_day_asked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PainScore(Base):
+    """A standalone pain score (/pain), outside any check-in."""
+
+    __tablename__ = "pain_scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    score: Mapped[int] = mapped_column(SmallInteger)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TipShown(Base):
+    """An educational message shown to a patient (no repeats until the pool is used up)."""
+
+    __tablename__ = "tips_shown"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    tip_key: Mapped[str] = mapped_column(String(64))
+    shown_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Therapist(Base):
+    """The therapist role, granted by an operator; the person is also a ``User``."""
+
+    __tablename__ = "therapists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(128))
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    digest_weekday: Mapped[int] = mapped_column(SmallInteger, default=0)  # 0 = Monday
+    digest_time: Mapped[str] = mapped_column(String(5), default="08:00")
+    next_digest_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class InviteCode(Base):
+    """A therapist's invite; only a hash of the code is stored, so a leaked table links no one."""
+
+    __tablename__ = "invite_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    therapist_id: Mapped[int] = mapped_column(
+        ForeignKey("therapists.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    multi_use: Mapped[bool] = mapped_column(Boolean, default=False)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TherapistLink(Base):
+    """A patient's consent for one therapist to read their data; revocable at any time."""
+
+    __tablename__ = "therapist_links"
+    __table_args__ = (UniqueConstraint("therapist_id", "patient_id", name="uq_links_pair"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id", ondelete="CASCADE"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    invite_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invite_codes.id", ondelete="SET NULL")
+    )
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    consented_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class DigestSent(Base):
+    """One weekly digest per therapist and ISO week: the unique key makes sending idempotent."""
+
+    __tablename__ = "digests_sent"
+    __table_args__ = (UniqueConstraint("therapist_id", "iso_week", name="uq_digests_week"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id", ondelete="CASCADE"))
+    iso_week: Mapped[str] = mapped_column(String(8))  # "2026-W47"
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,95 @@
+"""/start: greeting, disclaimer and consent; resuming an unfinished setup."""
+
+from __future__ import annotations
+
+import html
+
+from telegram import Update
+
+from bot.context import Ctx
+from bot.db.session import transaction
+from bot.handlers import setup
+from bot.handlers.ui import keyboard
+from bot.i18n import t
+from bot.services import onboarding, patients
+
+
+async def start(update: Update, context: Ctx) -> None:
+    """Greet in the Telegram language, store only id and language, then consent or resume."""
+    tg = update.effective_user
+    now = context.clock.now()
+    async with transaction(context.sessions) as session:
+        user, _ = await patients.ensure_user(session, tg.id, tg.language_code)
+        loc = user.language
+        name = html.escape(tg.first_name or "")
+        if not user.consented:
+            text = "\n\n".join(
+                (
+                    t("start.greeting", loc, name=name),
+                    t("start.disclaimer", loc),
+                    t("start.consent_ask", loc),
+                )
+            )
+            buttons = [
+                [
+                    (t("start.consent_yes", loc), "consent:yes"),
+                    (t("start.consent_no", loc), "consent:no"),
+                ]
+            ]
+            await update.effective_message.reply_text(text, reply_markup=keyboard(buttons))
+            return
+        pos = onboarding.position(user)
+        if user.setup_done_at is None:
+            if pos is None or pos.mode != "setup":
+                pos = onboarding.begin_setup(user)
+                await setup.ask(update.effective_message, user, pos, now)
+                return
+            await update.effective_message.reply_text(
+                t("start.resume_setup", loc, name=name),
+                reply_markup=keyboard([[(t("start.restart_setup", loc), "setup:restart")]]),
+            )
+            await setup.ask(update.effective_message, user, pos, now)
+            return
+        onboarding.cancel(user)
+        body = await setup.summary(session, user, now)
+        await update.effective_message.reply_text(
+            f"{t('start.welcome_back', loc, name=name)}\n\n{body}"
+        )
+
+
+async def on_consent(update: Update, context: Ctx) -> None:
+    """Agree starts setup and records time and version; Not now stores nothing more."""
+    query = update.callback_query
+    now = context.clock.now()
+    async with transaction(context.sessions) as session:
+        user, _ = await patients.ensure_user(
+            session, update.effective_user.id, update.effective_user.language_code
+        )
+        loc = user.language
+        await query.answer()
+        if user.consented:
+            await query.message.reply_text(t("start.consent_already", loc))
+            if (pos := onboarding.position(user)) is not None:
+                await setup.ask(query.message, user, pos, now)
+            return
+        await query.edit_message_reply_markup(None)
+        if query.data != "consent:yes":
+            await query.message.reply_text(t("start.consent_declined", loc))
+            return
+        patients.give_consent(user, now)
+        pos = onboarding.begin_setup(user)
+        await query.message.reply_text(t("start.consent_thanks", loc))
+        await setup.ask(query.message, user, pos, now)
+
+
+async def restart_setup(update: Update, context: Ctx) -> None:
+    """Throw away the half-made setup answers and begin again at the first step."""
+    query = update.callback_query
+    async with transaction(context.sessions) as session:
+        user = await patients.get_user(session, update.effective_user.id)
+        await query.answer()
+        if user is None or not user.consented or user.setup_done_at is not None:
+            await query.message.reply_text(t("setup.stale_button", user.language if user else "en"))
+            return
+        pos = onboarding.begin_setup(user)
+        await setup.ask(query.message, user, pos, context.clock.now())

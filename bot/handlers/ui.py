@@ -1,0 +1,51 @@
+"""Small shared pieces of the Telegram side: keyboards, dates in words, the user of an update."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+
+from bot.i18n import normalize_locale, t
+
+Button = tuple[str, str]  # (label, callback data)
+
+
+def keyboard(rows: Iterable[Sequence[Button]]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
+    )
+
+
+def chunk(buttons: Sequence[Button], per_row: int) -> list[list[Button]]:
+    return [list(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row)]
+
+
+def weekday_name(weekday: int, locale: str) -> str:
+    return t(f"common.weekday.{weekday}", locale)
+
+
+def format_when(instant: datetime, tz: str, locale: str) -> str:
+    """'Tuesday 24 November, 08:30' in the patient's zone and language."""
+    local = instant.astimezone(ZoneInfo(tz))
+    return t(
+        "common.when",
+        locale,
+        day=weekday_name(local.weekday(), locale),
+        date=local.day,
+        month=t(f"common.month.{local.month}", locale),
+        time=local.strftime("%H:%M"),
+    )
+
+
+def next_reminder_line(instant: datetime | None, tz: str | None, locale: str) -> str:
+    if instant is None or tz is None:
+        return t("common.next_reminder_none", locale)
+    return t("common.next_reminder", locale, when=format_when(instant, tz, locale))
+
+
+def telegram_locale(update: Update) -> str:
+    user = update.effective_user
+    return normalize_locale(user.language_code if user else None)

@@ -1,0 +1,650 @@
+"""The database side of the reminder dispatcher (ARCHITECTURE.md "Scheduling: the database row
+is the truth").
+
+One dispatcher tick is::
+
+    async with sessions() as session, session.begin():
+        result = await claim_due(session, now, grace=..., expiry=...)
+    for prompt in result.prompts:          # outside the transaction
+        try:
+            message = await send(prompt)
+        except Forbidden:
+            mark_send_failed(..., permanent=True)    # each in its own short transaction
+        except (NetworkError, RetryAfter, ...):
+            mark_send_failed(..., permanent=False)
+        else:
+            mark_prompted(session, prompt.checkin_id, message.message_id, now)
+
+A crash between the claim's commit and ``mark_prompted`` leaves the check-in ``pending`` with a
+lease; once the lease runs out the next tick (on any replica) claims it again.
+
+Check-in life cycle (``CheckIn.status``)::
+
+    pending -> prompted -> started -> exercising -> rating -> effort -> completed
+       |          |  ^                                            (the lead's handlers)
+       |          v  |
+       |        snoozed --(snooze_until)--> pending
+       +-> undeliverable (403)      any open status --(expires_at)--> missed
+    prompted/snoozed/started/exercising --(skip)--> skipped
+
+Services never commit: the caller's ``async with session.begin()`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from sqlalchemy import Row, bindparam, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import CheckIn, Schedule, User
+from bot.services.schedule_rules import next_occurrence, parse_hhmm, zone
+
+log = logging.getLogger(__name__)
+
+
+class Status(StrEnum):
+    PENDING = "pending"  # claimed, prompt not yet delivered (a lease guards the sender)
+    PROMPTED = "prompted"  # prompt delivered, no answer yet
+    SNOOZED = "snoozed"  # waiting for snooze_until
+    STARTED = "started"  # patient tapped Start, pain-before asked
+    EXERCISING = "exercising"  # pain before recorded, waiting for Done
+    RATING = "rating"  # Done tapped, pain-after asked
+    EFFORT = "effort"  # pain after recorded, optional effort asked
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+    UNDELIVERABLE = "undeliverable"  # Telegram said the patient blocked the bot
+
+
+OPEN_STATUSES: frozenset[str] = frozenset(
+    {
+        Status.PENDING,
+        Status.PROMPTED,
+        Status.SNOOZED,
+        Status.STARTED,
+        Status.EXERCISING,
+        Status.RATING,
+        Status.EFFORT,
+    }
+)
+SNOOZABLE_STATUSES: frozenset[str] = frozenset({Status.PROMPTED, Status.SNOOZED})
+SKIPPABLE_STATUSES: frozenset[str] = frozenset(
+    {Status.PROMPTED, Status.SNOOZED, Status.STARTED, Status.EXERCISING}
+)
+
+# Slots walked per schedule after downtime; older ones are skipped without a record.
+MAX_CATCH_UP_SLOTS = 14
+# Any non-empty weekday mask has MAX_CATCH_UP_SLOTS slots within this many days.
+_CATCH_UP_WINDOW = timedelta(days=7 * MAX_CATCH_UP_SLOTS + 1)
+FALLBACK_TIMEZONE = "UTC"
+
+
+# ---------------------------------------------------------------------------------------------
+# Eligibility and schedules
+# ---------------------------------------------------------------------------------------------
+
+
+class _EligibilityFields(Protocol):
+    consent_at: datetime | None
+    setup_done_at: datetime | None
+    active: bool
+    paused_at: datetime | None
+    paused_until: date | None
+
+
+def is_eligible(user: User | _EligibilityFields, local_date: date) -> bool:
+    """Whether ``user`` gets a prompt for a slot on ``local_date`` (their own calendar date).
+
+    Consented, setup done, active (not blocked), and not paused: a pause (``paused_at`` set)
+    lasts through ``paused_until`` inclusive, or indefinitely when ``paused_until`` is None.
+    Accepts a ``User`` or any row with those attribute names.
+    """
+    if user.consent_at is None or user.setup_done_at is None or not user.active:
+        return False
+    if user.paused_at is not None and (
+        user.paused_until is None or local_date <= user.paused_until
+    ):
+        return False
+    return True
+
+
+async def refresh_schedule(
+    session: AsyncSession, schedule: Schedule, tz: str, now: datetime
+) -> None:
+    """Set ``schedule.next_due_at`` to its next slot strictly after ``now`` in zone ``tz``."""
+    schedule.next_due_at = next_occurrence(schedule.local_time, schedule.days, tz, now)
+
+
+def _user_zone(user: User) -> str:
+    if not user.timezone:
+        raise ValueError("no_timezone")
+    zone(user.timezone)  # ZoneInfoNotFoundError (a KeyError) for an unknown zone
+    return user.timezone
+
+
+async def replace_schedules(
+    session: AsyncSession, user: User, times: list[str], days: int, now: datetime
+) -> list[Schedule]:
+    """Replace all of ``user``'s schedules with one per distinct 'HH:MM' in ``times``.
+
+    ``next_due_at`` is computed in ``user.timezone``, which must be set (``ValueError
+    ("no_timezone")`` otherwise). Old schedules are deleted; their check-ins stay, with
+    ``schedule_id`` set to NULL by the foreign key.
+    """
+    tz = _user_zone(user)
+    for local_time in times:
+        parse_hhmm(local_time)
+    if user.id is None:
+        await session.flush()
+    await session.execute(delete(Schedule).where(Schedule.user_id == user.id))
+    schedules = [
+        Schedule(
+            user_id=user.id,
+            local_time=local_time,
+            days=days,
+            next_due_at=next_occurrence(local_time, days, tz, now),
+            created_at=now,
+        )
+        for local_time in sorted(set(times))
+    ]
+    session.add_all(schedules)
+    await session.flush()
+    return schedules
+
+
+async def reschedule_user(session: AsyncSession, user: User, now: datetime) -> list[Schedule]:
+    """Recompute every schedule's ``next_due_at`` (after a time-zone change, a resume)."""
+    tz = _user_zone(user)
+    schedules = list(
+        await session.scalars(
+            select(Schedule).where(Schedule.user_id == user.id).order_by(Schedule.local_time)
+        )
+    )
+    for schedule in schedules:
+        await refresh_schedule(session, schedule, tz, now)
+    await session.flush()
+    return schedules
+
+
+# ---------------------------------------------------------------------------------------------
+# The dispatcher tick
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Prompt:
+    """A reminder to send now; after sending call ``mark_prompted`` (or ``mark_send_failed``)."""
+
+    checkin_id: int
+    user_id: int
+    telegram_id: int
+    language: str
+    due_at: datetime
+    attempt: int  # 1 on the first try (and on a snooze coming back), +1 per re-claim
+    after_snooze: bool = False  # a snoozed check-in come due again (word it as a reminder)
+
+
+@dataclass(slots=True)
+class ClaimResult:
+    """What one ``claim_due`` call did.
+
+    ``prompts``: to send now, oldest due first. ``expired_ids``: open check-ins that passed
+    ``expires_at`` and are now ``missed`` (a handler may edit their prompt message).
+    ``missed_ids``: check-ins recorded or marked ``missed`` for another reason (a slot past
+    the grace window after downtime, an older slot superseded by a newer one, a prompt that
+    could not be sent in time or within ``max_attempts``, a patient no longer eligible).
+    """
+
+    prompts: list[Prompt] = field(default_factory=list)
+    expired_ids: list[int] = field(default_factory=list)
+    missed_ids: list[int] = field(default_factory=list)
+
+
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise ValueError("now must be an aware datetime")
+    return now.astimezone(UTC)
+
+
+def _local_date(when: datetime, tz: str) -> date:
+    return when.astimezone(zone(tz)).date()
+
+
+def _row_zone(timezone: str | None) -> str:
+    """A usable zone for a row read by the dispatcher: one bad row must not stop a tick."""
+    if timezone:
+        try:
+            zone(timezone)
+            return timezone
+        except (KeyError, ValueError):
+            log.warning("unknown time zone %r, using %s", timezone, FALLBACK_TIMEZONE)
+    return FALLBACK_TIMEZONE
+
+
+async def claim_due(
+    session: AsyncSession,
+    now: datetime,
+    *,
+    limit: int = 500,
+    grace: timedelta,
+    expiry: timedelta,
+    lease: timedelta = timedelta(seconds=60),
+    max_attempts: int = 5,
+) -> ClaimResult:
+    """One tick's database work, inside the caller's transaction; returns a ``ClaimResult``.
+
+    In order:
+
+    (d) open check-ins with ``expires_at <= now`` -> ``missed`` (``expired_ids``). Done first:
+        on SQLite this first write takes the database's write lock, so concurrent claimers
+        run one after the other and each sees the other's committed work.
+    (a) schedules with ``next_due_at <= now`` (oldest first, at most ``limit``, rows locked
+        with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL): every slot from ``next_due_at`` up to
+        ``now`` is walked (the newest ``MAX_CATCH_UP_SLOTS`` only; older ones leave no
+        record). A slot on a local date when the patient is not eligible leaves no record.
+        Otherwise the newest slot with ``now - slot <= grace`` (and not yet expired) becomes a
+        ``pending`` check-in with a lease and is returned as a ``Prompt``; every other slot
+        becomes a ``missed`` check-in. ``next_due_at`` moves to the next slot after ``now``
+        (NULL for an empty weekday mask). The unique (schedule_id, due_at) key is honoured
+        with ``INSERT ... ON CONFLICT DO NOTHING``: a slot already recorded is left alone
+        and never breaks the batch.
+    (b) ``pending`` check-ins whose lease ran out (the sender crashed or failed): ``missed``
+        once ``send_attempts >= max_attempts``, or more than ``grace`` after they became due
+        (``snooze_until`` for a snooze come back, else ``due_at``), or the patient is no
+        longer eligible; otherwise the lease is renewed, ``send_attempts`` incremented and a
+        ``Prompt`` returned.
+    (c) ``snoozed`` check-ins with ``snooze_until <= now`` -> ``pending`` with a fresh lease
+        and ``send_attempts = 1``, returned as a ``Prompt`` with ``after_snooze=True``
+        (``missed`` instead if the patient is no longer eligible). ``expires_at`` is kept.
+
+    Each of (a), (b), (c), (d) handles at most ``limit`` rows; the rest wait for the next tick.
+    """
+    now = _aware(now)
+    result = ClaimResult()
+    result.expired_ids = await _expire_open(session, now, limit)
+    await _claim_schedules(
+        session, now, result, limit=limit, grace=grace, expiry=expiry, lease=lease
+    )
+    await _reclaim_unsent(
+        session, now, result, limit=limit, grace=grace, lease=lease, max_attempts=max_attempts
+    )
+    await _resume_snoozed(session, now, result, limit=limit, lease=lease)
+    return result
+
+
+async def _expire_open(session: AsyncSession, now: datetime, limit: int) -> list[int]:
+    due = (
+        select(CheckIn.id)
+        .where(CheckIn.status.in_(OPEN_STATUSES), CheckIn.expires_at <= now)
+        .order_by(CheckIn.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(CheckIn)
+        .where(CheckIn.id.in_(due.scalar_subquery()))
+        .values(status=Status.MISSED, lease_until=None, updated_at=now)
+        .returning(CheckIn.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(await session.scalars(stmt))
+
+
+def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
+    """INSERT INTO checkins ... ON CONFLICT (schedule_id, due_at) DO NOTHING RETURNING ..."""
+    dialect = session.get_bind().dialect.name
+    table = CheckIn.__table__
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table)
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table)
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise NotImplementedError(dialect)
+    return stmt.on_conflict_do_nothing(index_elements=["schedule_id", "due_at"]).returning(
+        table.c.id, table.c.schedule_id, table.c.due_at
+    )
+
+
+def _slots(first: datetime, local_time: str, days: int, tz: str, now: datetime) -> list[datetime]:
+    """The slots from ``first`` up to ``now`` inclusive, at most the newest MAX_CATCH_UP_SLOTS."""
+    floor = now - _CATCH_UP_WINDOW
+    slot = first if first >= floor else next_occurrence(local_time, days, tz, floor)
+    slots: deque[datetime] = deque(maxlen=MAX_CATCH_UP_SLOTS)
+    while slot is not None and slot <= now:
+        slots.append(slot)
+        slot = next_occurrence(local_time, days, tz, slot)
+    return list(slots)
+
+
+async def _claim_schedules(
+    session: AsyncSession,
+    now: datetime,
+    result: ClaimResult,
+    *,
+    limit: int,
+    grace: timedelta,
+    expiry: timedelta,
+    lease: timedelta,
+) -> None:
+    rows = (await session.execute(due_schedules_query(now, limit))).all()
+    if not rows:
+        return
+    inserts: list[dict[str, Any]] = []
+    to_send: list[tuple[Row[Any], datetime]] = []
+    advances: list[dict[str, Any]] = []
+    for row in rows:
+        tz = _row_zone(row.timezone)
+        try:
+            slots = _slots(row.next_due_at, row.local_time, row.days, tz, now)
+            next_at = next_occurrence(row.local_time, row.days, tz, now)
+        except ValueError:
+            log.warning("schedule %s has a bad time %r: disabled", row.schedule_id, row.local_time)
+            slots, next_at = [], None
+        advances.append({"b_id": row.schedule_id, "b_next": next_at})
+        eligible = [slot for slot in slots if is_eligible(row, _local_date(slot, tz))]
+        sendable = [slot for slot in eligible if now - slot <= grace and slot + expiry > now]
+        send = sendable[-1] if sendable else None
+        for slot in eligible:
+            pending = slot == send
+            inserts.append(
+                {
+                    "user_id": row.user_id,
+                    "schedule_id": row.schedule_id,
+                    "kind": "prompt",
+                    "status": Status.PENDING if pending else Status.MISSED,
+                    "due_at": slot,
+                    "expires_at": slot + expiry if pending else None,
+                    "lease_until": now + lease if pending else None,
+                    "send_attempts": 1 if pending else 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            if pending:
+                to_send.append((row, slot))
+
+    if inserts:
+        inserted = (await session.execute(_insert_ignoring_duplicates(session), inserts)).all()
+        ids = {(r.schedule_id, r.due_at): r.id for r in inserted}
+        sent_keys = {(row.schedule_id, slot) for row, slot in to_send}
+        result.missed_ids.extend(sorted(i for key, i in ids.items() if key not in sent_keys))
+        for row, slot in to_send:
+            checkin_id = ids.get((row.schedule_id, slot))
+            if checkin_id is None:  # already recorded (another claimer, a clock step back)
+                continue
+            result.prompts.append(
+                Prompt(checkin_id, row.user_id, row.telegram_id, row.language, slot, 1)
+            )
+
+    table = Schedule.__table__
+    await session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(next_due_at=bindparam("b_next", type_=table.c.next_due_at.type)),
+        advances,
+    )
+
+
+def due_schedules_query(now: datetime, limit: int) -> Any:
+    """The due-claim query: due schedules with what the tick needs of their users, locked.
+
+    ``FOR UPDATE OF schedules SKIP LOCKED`` on PostgreSQL (replicas share the work); SQLite
+    emits no lock clause (its single writer lock serialises claimers instead).
+    """
+    return (
+        select(
+            Schedule.id.label("schedule_id"),
+            Schedule.user_id,
+            Schedule.local_time,
+            Schedule.days,
+            Schedule.next_due_at,
+            User.telegram_id,
+            User.language,
+            User.timezone,
+            User.consent_at,
+            User.setup_done_at,
+            User.active,
+            User.paused_at,
+            User.paused_until,
+        )
+        .join(User, User.id == Schedule.user_id)
+        .where(Schedule.next_due_at <= now)
+        .order_by(Schedule.next_due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Schedule)
+    )
+
+
+def _open_checkins_query(*conditions: Any, order_by: Any, limit: int) -> Any:
+    return (
+        select(
+            CheckIn.id,
+            CheckIn.user_id,
+            CheckIn.due_at,
+            CheckIn.snooze_until,
+            CheckIn.send_attempts,
+            User.telegram_id,
+            User.language,
+            User.timezone,
+            User.consent_at,
+            User.setup_done_at,
+            User.active,
+            User.paused_at,
+            User.paused_until,
+        )
+        .join(User, User.id == CheckIn.user_id)
+        .where(*conditions)
+        .order_by(order_by)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=CheckIn)
+    )
+
+
+async def _set_missed(session: AsyncSession, ids: list[int], now: datetime) -> None:
+    if ids:
+        await session.execute(
+            update(CheckIn)
+            .where(CheckIn.id.in_(ids))
+            .values(status=Status.MISSED, lease_until=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def _reclaim_unsent(
+    session: AsyncSession,
+    now: datetime,
+    result: ClaimResult,
+    *,
+    limit: int,
+    grace: timedelta,
+    lease: timedelta,
+    max_attempts: int,
+) -> None:
+    rows = (
+        await session.execute(
+            _open_checkins_query(
+                CheckIn.status == Status.PENDING,
+                or_(CheckIn.lease_until < now, CheckIn.lease_until.is_(None)),
+                order_by=CheckIn.due_at,
+                limit=limit,
+            )
+        )
+    ).all()
+    missed: list[int] = []
+    renew: list[int] = []
+    for row in rows:
+        became_due = row.snooze_until or row.due_at or now
+        if (
+            row.send_attempts >= max_attempts
+            or now - became_due > grace
+            or not is_eligible(row, _local_date(now, _row_zone(row.timezone)))
+        ):
+            missed.append(row.id)
+            continue
+        renew.append(row.id)
+        result.prompts.append(
+            Prompt(
+                row.id,
+                row.user_id,
+                row.telegram_id,
+                row.language,
+                row.due_at,
+                row.send_attempts + 1,
+                after_snooze=row.snooze_until is not None,
+            )
+        )
+    await _set_missed(session, missed, now)
+    result.missed_ids.extend(missed)
+    if renew:
+        await session.execute(
+            update(CheckIn)
+            .where(CheckIn.id.in_(renew))
+            .values(
+                lease_until=now + lease, send_attempts=CheckIn.send_attempts + 1, updated_at=now
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def _resume_snoozed(
+    session: AsyncSession, now: datetime, result: ClaimResult, *, limit: int, lease: timedelta
+) -> None:
+    rows = (
+        await session.execute(
+            _open_checkins_query(
+                CheckIn.status == Status.SNOOZED,
+                CheckIn.snooze_until <= now,
+                order_by=CheckIn.snooze_until,
+                limit=limit,
+            )
+        )
+    ).all()
+    missed: list[int] = []
+    resume: list[int] = []
+    for row in rows:
+        if not is_eligible(row, _local_date(now, _row_zone(row.timezone))):
+            missed.append(row.id)
+            continue
+        resume.append(row.id)
+        result.prompts.append(
+            Prompt(
+                row.id,
+                row.user_id,
+                row.telegram_id,
+                row.language,
+                row.due_at,
+                1,
+                after_snooze=True,
+            )
+        )
+    await _set_missed(session, missed, now)
+    result.missed_ids.extend(missed)
+    if resume:
+        await session.execute(
+            update(CheckIn)
+            .where(CheckIn.id.in_(resume))
+            .values(status=Status.PENDING, lease_until=now + lease, send_attempts=1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# After sending, and the patient's snooze / skip
+# ---------------------------------------------------------------------------------------------
+
+
+async def mark_prompted(
+    session: AsyncSession, checkin_id: int, message_id: int, now: datetime
+) -> bool:
+    """pending -> prompted, storing the message id; False (and no change) if not pending."""
+    res = await session.execute(
+        update(CheckIn)
+        .where(CheckIn.id == checkin_id, CheckIn.status == Status.PENDING)
+        .values(
+            status=Status.PROMPTED,
+            prompt_message_id=message_id,
+            prompted_at=_aware(now),
+            lease_until=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount == 1
+
+
+async def mark_send_failed(
+    session: AsyncSession, checkin_id: int, now: datetime, *, permanent: bool
+) -> bool:
+    """The prompt did not go out. Transient: stays ``pending`` with ``lease_until = now`` so
+    the next tick retries it (``claim_due`` (b)). Permanent (403, blocked): ``undeliverable``
+    and the user ``active = False``. False (and no change) if the check-in is not pending.
+    """
+    now = _aware(now)
+    stmt = update(CheckIn).where(CheckIn.id == checkin_id, CheckIn.status == Status.PENDING)
+    if not permanent:
+        stmt = stmt.values(lease_until=now, updated_at=now)
+    else:
+        stmt = stmt.values(status=Status.UNDELIVERABLE, lease_until=None, updated_at=now)
+    res = await session.execute(
+        stmt.returning(CheckIn.user_id).execution_options(synchronize_session=False)
+    )
+    user_id = res.scalar_one_or_none()
+    if user_id is None:
+        return False
+    if permanent:
+        await session.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(active=False, updated_at=now)
+            .execution_options(synchronize_session="fetch")
+        )
+    return True
+
+
+async def snooze(session: AsyncSession, checkin_id: int, user_id: int, until: datetime) -> bool:
+    """prompted/snoozed -> snoozed until ``until``; False if the check-in is not the user's,
+    is in another state (completed, skipped, expired...), or would expire before ``until``
+    (it could never come back).
+    """
+    until = _aware(until)
+    res = await session.execute(
+        update(CheckIn)
+        .where(
+            CheckIn.id == checkin_id,
+            CheckIn.user_id == user_id,
+            CheckIn.status.in_(SNOOZABLE_STATUSES),
+            or_(CheckIn.expires_at.is_(None), CheckIn.expires_at > until),
+        )
+        .values(status=Status.SNOOZED, snooze_until=until, lease_until=None)
+        .execution_options(synchronize_session="fetch")
+    )
+    return res.rowcount == 1
+
+
+async def skip(
+    session: AsyncSession, checkin_id: int, user_id: int, *, barrier: str | None = None
+) -> bool:
+    """prompted/snoozed/started/exercising -> skipped (optionally recording a ``barrier``);
+    False if the check-in is not the user's or is in another state.
+    """
+    values: dict[str, Any] = {"status": Status.SKIPPED, "lease_until": None}
+    if barrier is not None:
+        values["barrier"] = barrier
+    res = await session.execute(
+        update(CheckIn)
+        .where(
+            CheckIn.id == checkin_id,
+            CheckIn.user_id == user_id,
+            CheckIn.status.in_(SKIPPABLE_STATUSES),
+        )
+        .values(**values)
+        .execution_options(synchronize_session="fetch")
+    )
+    return res.rowcount == 1
