@@ -23,8 +23,9 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.context import BotApp, BotData, Ctx
 from bot.db.session import create_engine, make_session_factory
-from bot.handlers import general, settings, setup, start
+from bot.handlers import checkin, general, settings, setup, start
 from bot.i18n import SUPPORTED_LOCALES, t
+from bot.scheduling.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,30 @@ def build_application(
     app.bot_data.sessions = make_session_factory(engine)
     app.bot_data.clock = clock or Clock()
     app.bot_data.engine = engine
+    app.bot_data.dispatcher = Dispatcher(
+        app.bot, app.bot_data.sessions, settings_, app.bot_data.clock
+    )
     register_handlers(app)
     return app
+
+
+def schedule_jobs(app: BotApp) -> None:
+    """The dispatcher tick. Not per patient: one job claims whatever is due in the database.
+
+    misfire_grace_time=None: a late tick is still worth running (it is idempotent), and
+    coalesce/max_instances=1 keep a slow tick from piling up copies of itself.
+    """
+    app.job_queue.run_repeating(
+        _tick,
+        interval=app.bot_data.settings.dispatch_interval_seconds,
+        first=1,
+        name="dispatcher",
+        job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+    )
+
+
+async def _tick(context: Ctx) -> None:
+    await context.bot_data.dispatcher.tick()
 
 
 def register_handlers(app: BotApp) -> None:
@@ -83,12 +106,16 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CommandHandler("pause", settings.pause_command))
     app.add_handler(CommandHandler("resume", settings.resume_command))
     app.add_handler(CommandHandler("privacy", settings.privacy))
+    app.add_handler(CommandHandler("pain", checkin.pain_command))
+    app.add_handler(CommandHandler("log", checkin.log_command))
 
     app.add_handler(CallbackQueryHandler(start.on_consent, pattern=r"^consent:(yes|no)$"))
     app.add_handler(CallbackQueryHandler(start.restart_setup, pattern=r"^setup:restart$"))
     app.add_handler(CallbackQueryHandler(setup.on_button, pattern=r"^(lang|tz|time|days|day):"))
     app.add_handler(CallbackQueryHandler(settings.on_settings_button, pattern=r"^set:"))
     app.add_handler(CallbackQueryHandler(settings.on_pause_button, pattern=r"^pause:"))
+    app.add_handler(CallbackQueryHandler(checkin.on_button, pattern=r"^ci:"))
+    app.add_handler(CallbackQueryHandler(checkin.on_pain_button, pattern=r"^pain:"))
     # Anything else pressed (forged data, buttons of a removed feature) gets an answer.
     app.add_handler(CallbackQueryHandler(general.on_unknown_button))
 
@@ -102,10 +129,13 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(MessageHandler(private & ~filters.StatusUpdate.ALL, general.on_other))
 
     app.add_error_handler(general.on_error)
+    checkin.register_text_routes()
 
 
 async def _post_init(app: BotApp) -> None:
     """Register the command menu in every language (and English as the default)."""
+    if app.bot_data.run_jobs:
+        schedule_jobs(app)
     for locale in (*SUPPORTED_LOCALES, None):
         loc = locale or "en"
         commands = [BotCommand(c, t(f"commands.{c}", loc)) for c in MENU_COMMANDS]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram.ext import Application, CallbackContext, ExtBot
@@ -20,6 +21,9 @@ class BotData:
     settings: Settings | None = None
     sessions: SessionFactory | None = None
     engine: AsyncEngine | None = None
+    dispatcher: Any = None  # bot.scheduling.dispatcher.Dispatcher (no import: avoids a cycle)
+    # Tests drive the dispatcher by hand with a manual clock; `run` schedules it as a job.
+    run_jobs: bool = True
     clock: Clock = field(default_factory=Clock)
     rng: random.Random = field(default_factory=random.Random)
 

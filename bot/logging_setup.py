@@ -28,4 +28,6 @@ def configure(level: str, token: str = "") -> None:
     # httpx/httpcore log every request URL at INFO/DEBUG, and Telegram URLs carry the token.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # Routine chatter of libraries: only warnings, unless DEBUG is asked for.
+    for chatty in ("apscheduler", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

@@ -90,6 +90,7 @@ async def start_app(fake: FakeTelegram, engine: AsyncEngine, clock: ManualClock)
         database_url=engine.url.render_as_string(hide_password=False),
     )
     app = build_application(settings, clock=clock, engine=engine)
+    app.bot_data.run_jobs = False  # tests tick the dispatcher by hand, on the manual clock
     await app.initialize()
     await app.post_init(app)
 
@@ -113,3 +114,28 @@ async def app(
 def tx(key: str, locale: str, **values: object) -> str:
     """A locale string as the patient sees it: HTML tags parsed away, as Telegram does."""
     return parse_html(t(key, locale, **values))[0].strip()
+
+
+async def consent(user, loc: str) -> None:
+    await user.send("/start")
+    await user.press(tx("start.consent_yes", loc))
+
+
+async def setup_through(
+    user,
+    loc: str,
+    *,
+    zone: str | None = None,
+    times: str = "08:30",
+    days_button: str = "setup.days_weekdays",
+    now: datetime = T0,
+) -> None:
+    """Consent and answer every setup step with buttons (the zone by its button label)."""
+    from bot.handlers.setup import zone_label
+    from bot.services.timezones import SUGGESTED
+
+    await consent(user, loc)
+    await user.press(tx(f"common.language_name.{loc}", loc))
+    await user.press(zone_label(zone or SUGGESTED[loc][0], now))
+    await user.send(times)
+    await user.press(tx(days_button, loc))

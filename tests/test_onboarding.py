@@ -12,7 +12,7 @@ from bot.handlers.setup import zone_label
 from bot.handlers.ui import format_when
 from bot.services.schedule_rules import ALL_DAYS, WEEKDAYS
 from bot.services.timezones import SUGGESTED
-from tests.conftest import T0, start_app, tx
+from tests.conftest import T0, consent, setup_through, start_app, tx
 
 LOCALES = ("en", "da", "es")
 # The first suggested zone per language and what 08:30 there on Monday 23 Nov 2026 is in UTC.
@@ -37,28 +37,6 @@ async def db_schedules(sessions, telegram_id: int) -> list[Schedule]:
             .order_by(Schedule.local_time)
         )
         return list(rows)
-
-
-async def consent(user, loc: str) -> None:
-    await user.send("/start")
-    await user.press(tx("start.consent_yes", loc))
-
-
-async def setup_through(
-    user,
-    loc: str,
-    *,
-    zone: str | None = None,
-    times: str = "08:30",
-    days_button: str = "setup.days_weekdays",
-) -> None:
-    """Consent and answer every step; the bot replies in ``loc`` all along."""
-    await consent(user, loc)
-    await user.press(tx(f"common.language_name.{loc}", loc))
-    zone = zone or SUGGESTED[loc][0]
-    await user.press(zone_label(zone, T0))
-    await user.send(times)
-    await user.press(tx(days_button, loc))
 
 
 @pytest.mark.parametrize("loc", LOCALES)

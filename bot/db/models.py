@@ -121,6 +121,7 @@ class CheckIn(Base):
         # The dispatcher looks up open check-ins past expiry and snoozes that came due.
         Index("ix_checkins_expires_at", "expires_at"),
         Index("ix_checkins_snooze_until", "snooze_until"),
+        Index("ix_checkins_next_day_due_at", "next_day_due_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -145,6 +146,8 @@ class CheckIn(Base):
     expires_at: Mapped[datetime | None]
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
     next_day_response: Mapped[str | None] = mapped_column(String(8))
+    # When to ask "how is your pain today compared with before yesterday's session?".
+    next_day_due_at: Mapped[datetime | None]
     next_day_asked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -9,7 +9,7 @@ from telegram import Update
 from bot.context import Ctx
 from bot.db.session import transaction
 from bot.handlers import setup
-from bot.handlers.ui import keyboard, next_reminder_line
+from bot.handlers.ui import keyboard, next_reminder_line, telegram_locale
 from bot.i18n import SUPPORTED_LOCALES, normalize_locale, t
 from bot.services import onboarding, patients, reminders
 from bot.services.onboarding import Step
@@ -112,7 +112,9 @@ async def on_settings_button(update: Update, context: Ctx) -> None:
         user = await patients.get_user(session, update.effective_user.id)
         await query.answer()
         if user is None or user.setup_done_at is None:
-            await query.message.reply_text(t("setup.stale_button", user.language if user else "en"))
+            await query.message.reply_text(
+                t("setup.stale_button", user.language if user else telegram_locale(update))
+            )
             return
         if what == "pause":
             await ask_pause(query.message, user.language)
@@ -168,7 +170,9 @@ async def on_pause_button(update: Update, context: Ctx) -> None:
         user = await patients.get_user(session, update.effective_user.id)
         await query.answer()
         if user is None or user.setup_done_at is None or value not in ("0", "7", "14", "30"):
-            await query.message.reply_text(t("setup.stale_button", user.language if user else "en"))
+            await query.message.reply_text(
+                t("setup.stale_button", user.language if user else telegram_locale(update))
+            )
             return
         days = int(value)
         until = patients.local_today(user, now) + timedelta(days=days - 1) if days else None

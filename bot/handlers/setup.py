@@ -13,7 +13,14 @@ from telegram.error import BadRequest
 from bot.context import Ctx
 from bot.db.models import User
 from bot.db.session import transaction
-from bot.handlers.ui import Button, chunk, keyboard, next_reminder_line, weekday_name
+from bot.handlers.ui import (
+    Button,
+    chunk,
+    keyboard,
+    next_reminder_line,
+    telegram_locale,
+    weekday_name,
+)
 from bot.i18n import SUPPORTED_LOCALES, t
 from bot.services import education, onboarding, patients
 from bot.services.onboarding import Position, Step
@@ -145,7 +152,9 @@ async def on_button(update: Update, context: Ctx) -> None:
         }[kind]
         # A language button works any time (/language); the others only at their own step.
         if user is None or (kind != "lang" and (pos is None or pos.step != expected)):
-            await query.answer(t("setup.stale_button", user.language if user else "en"))
+            await query.answer(
+                t("setup.stale_button", user.language if user else telegram_locale(update))
+            )
             if user and pos:
                 await ask(query.message, user, pos, now)
             return

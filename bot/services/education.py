@@ -215,22 +215,33 @@ def situation_for_change(before: int, after: int) -> Situation:
     return Situation.PAIN_ROSE_LITTLE
 
 
-def candidates_for(situation: Situation | None) -> tuple[Tip, ...]:
-    """The tips that fit ``situation``; with None, every tip that needs no numbers."""
+def candidates_for(situation: Situation | None, *, with_numbers: bool = False) -> tuple[Tip, ...]:
+    """The tips that fit ``situation``; with None, every tip that needs no numbers.
+
+    ``with_numbers`` keeps only tips that quote the patient's own before/after scores (a fall
+    in pain is explained with their numbers, issue 4).
+    """
     if situation is None:
         return GENERAL_POOL
-    return tuple(tip for tip in TIPS if situation in tip.situations)
+    pool = tuple(tip for tip in TIPS if situation in tip.situations)
+    if with_numbers:
+        pool = tuple(tip for tip in pool if {"before", "after"} <= tip.placeholders) or pool
+    return pool
 
 
 def choose_tip(
-    situation: Situation | None, shown_counts: Mapping[str, int], rng: random.Random
+    situation: Situation | None,
+    shown_counts: Mapping[str, int],
+    rng: random.Random,
+    *,
+    with_numbers: bool = False,
 ) -> Tip:
     """Pick a tip among the candidates shown least often to this patient (ties: ``rng``).
 
     Taking only the least shown means nothing repeats before the whole pool has been seen;
     then the counts are level again and the pool starts over.
     """
-    pool = candidates_for(situation)
+    pool = candidates_for(situation, with_numbers=with_numbers)
     if not pool:  # guarded by the tests (every situation has tips); kept explicit anyway
         raise LookupError(f"no tip fits {situation}")
     least = min(shown_counts.get(tip.key, 0) for tip in pool)
@@ -243,6 +254,8 @@ async def pick_tip(
     situation: Situation | None,
     rng: random.Random | None = None,
     now: datetime | None = None,
+    *,
+    with_numbers: bool = False,
 ) -> Tip:
     """Choose the next tip for a patient and record it as shown (flushed, not committed)."""
     rows = await session.execute(
@@ -251,7 +264,7 @@ async def pick_tip(
         .group_by(TipShown.tip_key)
     )
     counts = {key: count for key, count in rows.all()}
-    tip = choose_tip(situation, counts, rng or random.Random())
+    tip = choose_tip(situation, counts, rng or random.Random(), with_numbers=with_numbers)
     session.add(TipShown(user_id=user_id, tip_key=tip.key, shown_at=now or datetime.now(UTC)))
     await session.flush()
     return tip

@@ -85,3 +85,7 @@ async def next_reminder(session: AsyncSession, user: User, now: datetime) -> dat
         after = max(now, end)
     pairs = [(s.local_time, s.days) for s in await schedules_of(session, user)]
     return next_due(pairs, user.timezone, after)
+
+
+def zone_of(user: User) -> ZoneInfo:
+    return ZoneInfo(user.timezone or "UTC")

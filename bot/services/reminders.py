@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Row, bindparam, delete, or_, select, update
+from sqlalchemy import Row, delete, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -279,22 +279,30 @@ async def claim_due(
     return result
 
 
-async def _expire_open(session: AsyncSession, now: datetime, limit: int) -> list[int]:
+def expire_statement(now: datetime, limit: int) -> Any:
+    """UPDATE open check-ins past ``expires_at`` to missed, RETURNING their ids.
+
+    No ORDER BY, on purpose: ordering by ``expires_at`` would walk ``ix_checkins_expires_at``
+    through every finished check-in ever expired; without it both engines start from
+    ``ix_checkins_status`` (open rows are few, finished ones many).
+    """
     due = (
         select(CheckIn.id)
         .where(CheckIn.status.in_(OPEN_STATUSES), CheckIn.expires_at <= now)
-        .order_by(CheckIn.expires_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    stmt = (
+    return (
         update(CheckIn)
         .where(CheckIn.id.in_(due.scalar_subquery()))
         .values(status=Status.MISSED, lease_until=None, updated_at=now)
         .returning(CheckIn.id)
         .execution_options(synchronize_session=False)
     )
-    return sorted(await session.scalars(stmt))
+
+
+async def _expire_open(session: AsyncSession, now: datetime, limit: int) -> list[int]:
+    return sorted(await session.scalars(expire_statement(now, limit)))
 
 
 def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
@@ -333,21 +341,21 @@ async def _claim_schedules(
     expiry: timedelta,
     lease: timedelta,
 ) -> None:
-    rows = (await session.execute(due_schedules_query(now, limit))).all()
-    if not rows:
+    due = await fetch_due(session, now, limit)
+    if not due:
         return
     inserts: list[dict[str, Any]] = []
     to_send: list[tuple[Row[Any], datetime]] = []
-    advances: list[dict[str, Any]] = []
-    for row in rows:
+    advances: dict[datetime | None, list[int]] = {}
+    for row in due:
         tz = _row_zone(row.timezone)
         try:
             slots = _slots(row.next_due_at, row.local_time, row.days, tz, now)
             next_at = next_occurrence(row.local_time, row.days, tz, now)
         except ValueError:
-            log.warning("schedule %s has a bad time %r: disabled", row.schedule_id, row.local_time)
+            log.warning("schedule %s has a bad time %r: disabled", row.id, row.local_time)
             slots, next_at = [], None
-        advances.append({"b_id": row.schedule_id, "b_next": next_at})
+        advances.setdefault(next_at, []).append(row.id)
         eligible = [slot for slot in slots if is_eligible(row, _local_date(slot, tz))]
         sendable = [slot for slot in eligible if now - slot <= grace and slot + expiry > now]
         send = sendable[-1] if sendable else None
@@ -356,7 +364,7 @@ async def _claim_schedules(
             inserts.append(
                 {
                     "user_id": row.user_id,
-                    "schedule_id": row.schedule_id,
+                    "schedule_id": row.id,
                     "kind": "prompt",
                     "status": Status.PENDING if pending else Status.MISSED,
                     "due_at": slot,
@@ -373,56 +381,93 @@ async def _claim_schedules(
     if inserts:
         inserted = (await session.execute(_insert_ignoring_duplicates(session), inserts)).all()
         ids = {(r.schedule_id, r.due_at): r.id for r in inserted}
-        sent_keys = {(row.schedule_id, slot) for row, slot in to_send}
+        sent_keys = {(row.id, slot) for row, slot in to_send}
         result.missed_ids.extend(sorted(i for key, i in ids.items() if key not in sent_keys))
         for row, slot in to_send:
-            checkin_id = ids.get((row.schedule_id, slot))
+            checkin_id = ids.get((row.id, slot))
             if checkin_id is None:  # already recorded (another claimer, a clock step back)
                 continue
             result.prompts.append(
                 Prompt(checkin_id, row.user_id, row.telegram_id, row.language, slot, 1)
             )
 
-    table = Schedule.__table__
-    await session.execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(next_due_at=bindparam("b_next", type_=table.c.next_due_at.type)),
-        advances,
-    )
+    # Most due schedules move to the same few instants (the same local time tomorrow):
+    # one UPDATE per distinct next_due_at, not one per schedule.
+    for next_at, schedule_ids in advances.items():
+        for chunk in _chunks(schedule_ids):
+            await session.execute(
+                update(Schedule)
+                .where(Schedule.id.in_(chunk))
+                .values(next_due_at=next_at)
+                .execution_options(synchronize_session=False)
+            )
 
 
-def due_schedules_query(now: datetime, limit: int) -> Any:
-    """The due-claim query: due schedules with what the tick needs of their users, locked.
+_IN_CHUNK = 2000
 
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    return [ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)]
+
+
+def due_schedules_query(now: datetime, limit: int, dialect: str = "postgresql") -> Any:
+    """The due-claim query: the oldest due schedules, locked, with their users' fields.
+
+    One indexed range scan on ``ix_schedules_next_due_at`` plus a primary-key lookup per row.
     ``FOR UPDATE OF schedules SKIP LOCKED`` on PostgreSQL (replicas share the work); SQLite
     emits no lock clause (its single writer lock serialises claimers instead).
+
+    On PostgreSQL the user is read through ``LATERAL (... OFFSET 0)``: with a plain join, when
+    about ``limit`` rows are due the planner prefers a hash join over a sequential scan of
+    ``users`` (measured 20-25 ms at 100,000 patients, against 5 ms this way).
     """
-    return (
-        select(
-            Schedule.id.label("schedule_id"),
-            Schedule.user_id,
-            Schedule.local_time,
-            Schedule.days,
-            Schedule.next_due_at,
-            User.telegram_id,
-            User.language,
-            User.timezone,
-            User.consent_at,
-            User.setup_done_at,
-            User.active,
-            User.paused_at,
-            User.paused_until,
+    schedule_cols = (
+        Schedule.id,
+        Schedule.user_id,
+        Schedule.local_time,
+        Schedule.days,
+        Schedule.next_due_at,
+    )
+    if dialect == "postgresql":
+        user = (
+            select(*_USER_FIELDS[1:])
+            .where(User.id == Schedule.user_id)
+            .offset(0)  # an optimisation fence: keeps the nested loop over pk_users
+            .lateral("due_user")
         )
-        .join(User, User.id == Schedule.user_id)
-        .where(Schedule.next_due_at <= now)
+        stmt = select(*schedule_cols, *user.c).select_from(Schedule).join(user, true())
+    else:
+        stmt = select(*schedule_cols, *_USER_FIELDS[1:]).join(User, User.id == Schedule.user_id)
+    return (
+        stmt.where(Schedule.next_due_at <= now)
         .order_by(Schedule.next_due_at)
         .limit(limit)
         .with_for_update(skip_locked=True, of=Schedule)
     )
 
 
-def _open_checkins_query(*conditions: Any, order_by: Any, limit: int) -> Any:
+_USER_FIELDS = (
+    User.id,
+    User.telegram_id,
+    User.language,
+    User.timezone,
+    User.consent_at,
+    User.setup_done_at,
+    User.active,
+    User.paused_at,
+    User.paused_until,
+)
+
+
+async def fetch_due(session: AsyncSession, now: datetime, limit: int) -> list[Row[Any]]:
+    """Run the due-claim query (rows: schedule id, user_id, local_time, days, next_due_at and
+    the user's telegram_id, language, timezone, consent/setup/active/pause fields)."""
+    dialect = session.get_bind().dialect.name
+    return list((await session.execute(due_schedules_query(now, limit, dialect))).all())
+
+
+def _open_checkins_query(*conditions: Any, limit: int) -> Any:
+    # No ORDER BY (see expire_statement): rows left over are taken by the next tick.
     return (
         select(
             CheckIn.id,
@@ -430,20 +475,28 @@ def _open_checkins_query(*conditions: Any, order_by: Any, limit: int) -> Any:
             CheckIn.due_at,
             CheckIn.snooze_until,
             CheckIn.send_attempts,
-            User.telegram_id,
-            User.language,
-            User.timezone,
-            User.consent_at,
-            User.setup_done_at,
-            User.active,
-            User.paused_at,
-            User.paused_until,
+            *_USER_FIELDS[1:],
         )
         .join(User, User.id == CheckIn.user_id)
         .where(*conditions)
-        .order_by(order_by)
         .limit(limit)
         .with_for_update(skip_locked=True, of=CheckIn)
+    )
+
+
+def unsent_query(now: datetime, limit: int) -> Any:
+    """Pending check-ins whose sender's lease ran out (or never had one), locked."""
+    return _open_checkins_query(
+        CheckIn.status == Status.PENDING,
+        or_(CheckIn.lease_until < now, CheckIn.lease_until.is_(None)),
+        limit=limit,
+    )
+
+
+def snoozed_due_query(now: datetime, limit: int) -> Any:
+    """Snoozed check-ins whose ``snooze_until`` has come, locked."""
+    return _open_checkins_query(
+        CheckIn.status == Status.SNOOZED, CheckIn.snooze_until <= now, limit=limit
     )
 
 
@@ -467,16 +520,7 @@ async def _reclaim_unsent(
     lease: timedelta,
     max_attempts: int,
 ) -> None:
-    rows = (
-        await session.execute(
-            _open_checkins_query(
-                CheckIn.status == Status.PENDING,
-                or_(CheckIn.lease_until < now, CheckIn.lease_until.is_(None)),
-                order_by=CheckIn.due_at,
-                limit=limit,
-            )
-        )
-    ).all()
+    rows = (await session.execute(unsent_query(now, limit))).all()
     missed: list[int] = []
     renew: list[int] = []
     for row in rows:
@@ -516,16 +560,7 @@ async def _reclaim_unsent(
 async def _resume_snoozed(
     session: AsyncSession, now: datetime, result: ClaimResult, *, limit: int, lease: timedelta
 ) -> None:
-    rows = (
-        await session.execute(
-            _open_checkins_query(
-                CheckIn.status == Status.SNOOZED,
-                CheckIn.snooze_until <= now,
-                order_by=CheckIn.snooze_until,
-                limit=limit,
-            )
-        )
-    ).all()
+    rows = (await session.execute(snoozed_due_query(now, limit))).all()
     missed: list[int] = []
     resume: list[int] = []
     for row in rows:

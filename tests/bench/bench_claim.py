@@ -10,8 +10,8 @@ Builds N consented patients with one schedule each (Core ``insert()`` in chunks)
 them due now and the rest spread over the next 24 hours, optionally ``--history-days`` days of
 finished check-ins per patient, then measures:
 
-- the due-claim query alone (``reminders.due_schedules_query``: the indexed SELECT ... FOR
-  UPDATE SKIP LOCKED of due schedules joined to their users), several runs, each rolled back;
+- the due-claim query alone (``reminders.fetch_due``: the indexed SELECT ... FOR UPDATE SKIP
+  LOCKED of due schedules with their users' fields), several runs, each rolled back;
 - one full ``claim_due`` tick with ``--due`` schedules due (claim transaction incl. commit);
 - an idle tick (nothing due: the cost paid every few seconds).
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sqlalchemy import func, insert, inspect, select, text  # noqa: E402
+from sqlalchemy import event, func, insert, inspect, select, text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from bot.db.migrate import upgrade  # noqa: E402
@@ -158,6 +158,30 @@ async def populate(engine: AsyncEngine, patients: int, due: int, history_days: i
     return t_users, t_history
 
 
+async def explain_tick(engine: AsyncEngine, sessions, now: datetime, limit: int) -> str:
+    """The plan of every single-row-set statement of one claim tick (run, then rolled back)."""
+    sqlite = engine.dialect.name == "sqlite"
+    prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+    out: list[str] = []
+
+    def explain(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if executemany or not statement.lstrip().upper().startswith(("SELECT", "UPDATE")):
+            return
+        cursor.execute(prefix + statement, parameters)
+        rows = cursor.fetchall()
+        lines = [f"    {r[3]}" if sqlite else f"    {r[0]}" for r in rows]
+        out.append("  " + " ".join(statement.split())[:110] + "...\n" + "\n".join(lines))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", explain)
+    try:
+        async with sessions() as s, s.begin():
+            await reminders.claim_due(s, now, limit=limit, grace=GRACE, expiry=EXPIRY)
+            await s.rollback()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", explain)
+    return "plans of one claim tick:\n" + "\n".join(out)
+
+
 async def run(args: argparse.Namespace) -> None:
     url = args.database_url
     tmp = None
@@ -176,24 +200,17 @@ async def run(args: argparse.Namespace) -> None:
         )
         n_checkins = await s.scalar(select(func.count()).select_from(CheckIn))
 
-    # The due-claim query alone (rolled back each time).
+    # The due-claim query alone (reminders.fetch_due), rolled back each time.
     query_times = []
     for _ in range(args.repeat):
         async with sessions() as s, s.begin():
             t0 = time.perf_counter()
-            rows = (await s.execute(reminders.due_schedules_query(now, args.limit))).all()
+            rows = await reminders.fetch_due(s, now, args.limit)
             query_times.append(time.perf_counter() - t0)
             await s.rollback()
     claimed_rows = len(rows)
 
-    plan = ""
-    if engine.dialect.name == "postgresql" and args.explain:
-        stmt = reminders.due_schedules_query(now, args.limit)
-        compiled = stmt.compile(engine.sync_engine, compile_kwargs={"literal_binds": True})
-        async with engine.connect() as conn:
-            result = await conn.exec_driver_sql(f"EXPLAIN ANALYZE {compiled}")
-            plan = "\n".join("    " + r[0] for r in result)
-            await conn.rollback()
+    plans = await explain_tick(engine, sessions, now, args.limit) if args.explain else ""
 
     # One full tick with the due schedules.
     t0 = time.perf_counter()
@@ -214,7 +231,7 @@ async def run(args: argparse.Namespace) -> None:
     # The expiry sweep alone, 12 h on (every prompt just claimed is then past expires_at).
     async with sessions() as s, s.begin():
         t0 = time.perf_counter()
-        expired = await reminders._expire_open(s, now + EXPIRY, args.limit)
+        expired = list(await s.scalars(reminders.expire_statement(now + EXPIRY, args.limit)))
         t_expire = time.perf_counter() - t0
         await s.rollback()
 
@@ -239,8 +256,8 @@ async def run(args: argparse.Namespace) -> None:
         f"idle tick          median {ms(statistics.median(idle_times))}, min {ms(min(idle_times))}"
     )
     print(f"expiry sweep       {ms(t_expire)}  ({len(expired)} expired, rolled back)")
-    if plan:
-        print("plan of the due-claim query:\n" + plan)
+    if plans:
+        print(plans)
 
 
 def main() -> None:
@@ -252,7 +269,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     parser.add_argument("--reset", action="store_true", help="wipe a PostgreSQL database first")
-    parser.add_argument("--explain", action="store_true", help="print the PostgreSQL plan")
+    parser.add_argument("--explain", action="store_true", help="print each query's plan")
     asyncio.run(run(parser.parse_args()))
 
 

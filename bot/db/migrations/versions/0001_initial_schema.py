@@ -125,6 +125,7 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("flagged", sa.Boolean(), nullable=False),
         sa.Column("next_day_response", sa.String(length=8), nullable=True),
+        sa.Column("next_day_due_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("next_day_asked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -143,6 +144,7 @@ def upgrade() -> None:
     with op.batch_alter_table("checkins", schema=None) as batch_op:
         batch_op.create_index("ix_checkins_expires_at", ["expires_at"], unique=False)
         batch_op.create_index("ix_checkins_snooze_until", ["snooze_until"], unique=False)
+        batch_op.create_index("ix_checkins_next_day_due_at", ["next_day_due_at"], unique=False)
         batch_op.create_index("ix_checkins_status", ["status"], unique=False)
         batch_op.create_index("ix_checkins_user_created", ["user_id", "created_at"], unique=False)
 
@@ -239,6 +241,7 @@ def downgrade() -> None:
     with op.batch_alter_table("checkins", schema=None) as batch_op:
         batch_op.drop_index("ix_checkins_user_created")
         batch_op.drop_index("ix_checkins_status")
+        batch_op.drop_index("ix_checkins_next_day_due_at")
         batch_op.drop_index("ix_checkins_snooze_until")
         batch_op.drop_index("ix_checkins_expires_at")
 

@@ -1,0 +1,335 @@
+"""The exercise prompt and the pain check-in: Start / Snooze / Skip, pain before and after,
+effort, the tailored reply; the barrier after a skip; the next-morning question; /pain, /log.
+
+Buttons carry ``ci:<checkin id>:<action>[:<value>]`` (at most 30 bytes, well under Telegram's
+64). Every press is checked against the check-in's status by ``bot.services.checkins``.
+"""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
+
+from bot.context import Ctx
+from bot.db.models import CheckIn, User
+from bot.db.session import transaction
+from bot.handlers import general
+from bot.handlers.ui import Button, keyboard, telegram_locale
+from bot.i18n import t
+from bot.services import checkins, education, patients
+from bot.services.checkins import Outcome
+from bot.services.education import Situation, situation_for_change
+from bot.services.parsing import parse_score
+
+ANSWER_KEYS = {
+    Outcome.CLOSED: "checkin.closed",
+    Outcome.WRONG_STEP: "checkin.wrong_step",
+    Outcome.DUPLICATE: "checkin.duplicate",
+}
+
+
+def score_keypad(prefix: str) -> list[list[Button]]:
+    """0-10 in two rows (0-5, 6-10) so every number is big enough to tap."""
+    return [
+        [(str(n), f"{prefix}:{n}") for n in range(0, 6)],
+        [(str(n), f"{prefix}:{n}") for n in range(6, 11)],
+    ]
+
+
+def prompt_markup(checkin_id: int, loc: str) -> InlineKeyboardMarkup:
+    """The daily prompt's buttons: Start / Snooze 15 min, 1 h / Skip today."""
+    c = f"ci:{checkin_id}"
+    return keyboard(
+        [
+            [(t("checkin.start", loc), f"{c}:go")],
+            [
+                (t("checkin.snooze_15", loc), f"{c}:snz:15"),
+                (t("checkin.snooze_60", loc), f"{c}:snz:60"),
+            ],
+            [(t("checkin.skip", loc), f"{c}:skip")],
+        ]
+    )
+
+
+def prompt_text(loc: str, *, again: bool = False) -> str:
+    return t("checkin.prompt_again" if again else "checkin.prompt", loc)
+
+
+def ask_score_text(loc: str, key: str) -> str:
+    return f"{t(key, loc)}\n{t('checkin.scale', loc)}"
+
+
+async def drop_buttons(message: Message | None) -> None:
+    """Remove the keyboard of an answered question so old buttons are not pressed again."""
+    if message is None:
+        return
+    try:
+        await message.edit_reply_markup(None)
+    except BadRequest:  # already without buttons ("message is not modified")
+        pass
+
+
+async def on_button(update: Update, context: Ctx) -> None:
+    """Any ci:<id>:<action> press, applied only if it fits the check-in's current step."""
+    query = update.callback_query
+    parts = (query.data or "").split(":")
+    if len(parts) < 3 or not parts[1].isdigit():
+        await general.on_unknown_button(update, context)
+        return
+    checkin_id, action, value = int(parts[1]), parts[2], (parts[3] if len(parts) > 3 else "")
+    now = context.clock.now()
+    async with transaction(context.sessions) as session:
+        user = await patients.get_user(session, update.effective_user.id)
+        if user is None or not user.consented:
+            await query.answer(
+                t("checkin.closed", user.language if user else telegram_locale(update))
+            )
+            return
+        if action == "nd":
+            outcome = await checkins.record_next_day(session, checkin_id, user, value)
+            await answer_next_day(query, user, outcome, value)
+            return
+        loaded = await checkins.load(session, checkin_id, user, now)
+        checkin = loaded.checkin
+        if checkin is not None and action == "bar":
+            outcome = checkins.record_barrier(checkin, value)
+        elif loaded.outcome is not Outcome.OK:
+            outcome = loaded.outcome
+        else:
+            outcome = await apply(action, value, checkin, user, context, query.message, session)
+        if outcome is not Outcome.OK:
+            await query.answer(t(ANSWER_KEYS[outcome], user.language))
+            return
+        await query.answer()
+        await drop_buttons(query.message)
+        await reply_next(action, checkin, user, context, query.message, session)
+
+
+async def apply(action, value, checkin: CheckIn, user: User, context: Ctx, message, session):
+    """Turn a press into a step of the check-in; an Outcome says if it was applied."""
+    now = context.clock.now()
+    if action == "go":
+        return checkins.start(checkin, now)
+    if action == "snz" and value.isdigit():
+        return checkins.snooze(checkin, int(value), now)
+    if action in ("skip", "cant"):
+        return checkins.skip(checkin, now)
+    if action in ("b", "a") and value.isdigit() and 0 <= int(value) <= 10:
+        record = checkins.record_before if action == "b" else checkins.record_after
+        return record(checkin, int(value))
+    if action == "done":
+        return checkins.done(checkin, now)
+    if action == "e" and value in (*checkins.EFFORTS, "none"):
+        return checkins.complete(checkin, value, user, now)
+    return Outcome.WRONG_STEP  # forged or unknown: change nothing
+
+
+async def reply_next(action, checkin: CheckIn, user: User, context: Ctx, message, session) -> None:
+    """After a step: ask the next question, or close with the tailored education."""
+    loc = user.language
+    c = f"ci:{checkin.id}"
+    if action == "go":
+        await message.reply_text(
+            ask_score_text(loc, "checkin.ask_before"), reply_markup=keyboard(score_keypad(f"{c}:b"))
+        )
+    elif action == "snz":
+        local = checkin.snooze_until.astimezone(patients.zone_of(user))
+        await message.reply_text(t("checkin.snoozed", loc, time=local.strftime("%H:%M")))
+    elif action in ("skip", "cant"):
+        await ask_barrier(message, checkin, loc)
+    elif action == "b":
+        rows = [[(t("checkin.done", loc), f"{c}:done")], [(t("checkin.cant", loc), f"{c}:cant")]]
+        await message.reply_text(
+            t("checkin.go_exercise", loc, score=checkin.pain_before), reply_markup=keyboard(rows)
+        )
+    elif action == "done":
+        await message.reply_text(
+            ask_score_text(loc, "checkin.ask_after"), reply_markup=keyboard(score_keypad(f"{c}:a"))
+        )
+    elif action == "a":
+        rows = [
+            [(t(f"checkin.effort_{e}", loc), f"{c}:e:{e}") for e in checkins.EFFORTS],
+            [(t("checkin.effort_skip", loc), f"{c}:e:none")],
+        ]
+        await message.reply_text(t("checkin.ask_effort", loc), reply_markup=keyboard(rows))
+    elif action == "e":
+        await message.reply_text(await result_text(checkin, user, context, session))
+    elif action == "bar":
+        situation = checkins.BARRIER_SITUATION[checkin.barrier]
+        tip = await education.pick_tip(
+            session, user.id, situation, rng=context.bot_data.rng, now=context.clock.now()
+        )
+        lead = t(f"checkin.barrier_reply_{checkin.barrier}", loc)
+        await message.reply_text(f"{lead}\n\n{education.render_tip(tip, loc)}")
+
+
+async def ask_barrier(message, checkin: CheckIn, loc: str) -> None:
+    c = f"ci:{checkin.id}:bar"
+    rows = [
+        [
+            (t("checkin.barrier_pain", loc), f"{c}:pain"),
+            (t("checkin.barrier_time", loc), f"{c}:time"),
+        ],
+        [
+            (t("checkin.barrier_fear", loc), f"{c}:fear"),
+            (t("checkin.barrier_tired", loc), f"{c}:tired"),
+        ],
+        [(t("checkin.barrier_other", loc), f"{c}:other")],
+    ]
+    await message.reply_text(t("checkin.ask_barrier", loc), reply_markup=keyboard(rows))
+
+
+async def result_text(checkin: CheckIn, user: User, context: Ctx, session) -> str:
+    """The tailored reply: the numbers, what they may mean (with a matching tip), any flag."""
+    loc = user.language
+    before, after = checkin.pain_before, checkin.pain_after
+    situation = situation_for_change(before, after)
+    lines = [t("checkin.result", loc, before=before, after=after)]
+    if await checkins.completed_count(session, user) == 1:
+        lines.append(t("checkin.first_session", loc))
+    tip = await education.pick_tip(
+        session,
+        user.id,
+        situation,
+        rng=context.bot_data.rng,
+        now=context.clock.now(),
+        with_numbers=situation is Situation.PAIN_FELL,
+    )
+    lines.append(education.render_tip(tip, loc, before=before, after=after))
+    if checkin.flagged:
+        lines.append(t("checkin.flagged", loc))
+    return "\n\n".join(lines)
+
+
+async def answer_next_day(query, user: User, outcome: Outcome, value: str) -> None:
+    loc = user.language
+    if outcome is not Outcome.OK:
+        await query.answer(t(ANSWER_KEYS[outcome], loc))
+        return
+    await query.answer()
+    await drop_buttons(query.message)
+    key = "checkin.next_day_worse_reply" if value == "worse" else "checkin.next_day_thanks"
+    await query.message.reply_text(t(key, loc))
+
+
+def next_day_markup(checkin_id: int, loc: str) -> InlineKeyboardMarkup:
+    c = f"ci:{checkin_id}:nd"
+    return keyboard(
+        [[(t(f"checkin.next_day_{a}", loc), f"{c}:{a}") for a in checkins.NEXT_DAY_ANSWERS]]
+    )
+
+
+async def on_typed_score(update: Update, context: Ctx, session, user: User) -> bool:
+    """A typed number while a check-in waits for one (pain before or after)."""
+    checkin = await checkins.waiting_for_score(session, user, context.clock.now())
+    if checkin is None:
+        return False
+    loc = user.language
+    action = "b" if checkin.status == checkins.Status.STARTED else "a"
+    message = update.effective_message
+    try:
+        score = parse_score(message.text or "")
+    except ValueError as exc:
+        key = "checkin.ask_before" if action == "b" else "checkin.ask_after"
+        await message.reply_text(
+            f"{t(f'checkin.error_score_{exc}', loc)}\n\n{ask_score_text(loc, key)}",
+            reply_markup=keyboard(score_keypad(f"ci:{checkin.id}:{action}")),
+        )
+        return True
+    record = checkins.record_before if action == "b" else checkins.record_after
+    record(checkin, score)
+    await reply_next(action, checkin, user, context, message, session)
+    return True
+
+
+async def require_ready(update: Update, context: Ctx, session) -> User | None:
+    """/pain and /log need consent (they store health data)."""
+    user = await patients.get_user(session, update.effective_user.id)
+    if user is None or not user.consented:
+        loc = user.language if user else telegram_locale(update)
+        await update.effective_message.reply_text(t("settings.need_start", loc))
+        return None
+    return user
+
+
+async def pain_command(update: Update, context: Ctx) -> None:
+    """/pain [0-10]: record a standalone pain score now."""
+    async with transaction(context.sessions) as session:
+        user = await require_ready(update, context, session)
+        if user is None:
+            return
+        if context.args:
+            await record_pain_text(
+                update.effective_message, context, session, user, " ".join(context.args)
+            )
+            return
+        patients.set_state(user, "pain")
+        await update.effective_message.reply_text(
+            ask_score_text(user.language, "pain.ask"), reply_markup=keyboard(score_keypad("pain"))
+        )
+
+
+async def record_pain_text(message, context: Ctx, session, user: User, text: str) -> None:
+    loc = user.language
+    try:
+        score = parse_score(text)
+    except ValueError as exc:
+        patients.set_state(user, "pain")
+        await message.reply_text(
+            f"{t(f'checkin.error_score_{exc}', loc)}\n\n{ask_score_text(loc, 'pain.ask')}",
+            reply_markup=keyboard(score_keypad("pain")),
+        )
+        return
+    await checkins.record_pain(session, user, score, context.clock.now())
+    patients.set_state(user, None)
+    await message.reply_text(t("pain.recorded", loc, score=score))
+
+
+async def on_pain_text(update: Update, context: Ctx, session, user: User) -> None:
+    """Typed answer after /pain."""
+    await record_pain_text(
+        update.effective_message, context, session, user, update.effective_message.text or ""
+    )
+
+
+async def on_pain_button(update: Update, context: Ctx) -> None:
+    """pain:<n> from the /pain keypad; recorded once, the keypad then disappears."""
+    query = update.callback_query
+    value = (query.data or "").partition(":")[2]
+    async with transaction(context.sessions) as session:
+        user = await patients.get_user(session, update.effective_user.id)
+        if user is None or not user.consented or not value.isdigit() or int(value) > 10:
+            await query.answer(
+                t("checkin.closed", user.language if user else telegram_locale(update))
+            )
+            return
+        if user.conv_state != "pain":  # already recorded from this keypad (a double tap)
+            await query.answer(t("checkin.duplicate", user.language))
+            return
+        await query.answer()
+        await drop_buttons(query.message)
+        await record_pain_text(query.message, context, session, user, value)
+
+
+async def log_command(update: Update, context: Ctx) -> None:
+    """/log: record a session done without a prompt, with the same questions."""
+    async with transaction(context.sessions) as session:
+        user = await require_ready(update, context, session)
+        if user is None:
+            return
+        patients.set_state(user, None)
+        checkin = await checkins.begin_log(
+            session, user, context.clock.now(), context.settings.checkin_expiry
+        )
+        loc = user.language
+        await update.effective_message.reply_text(
+            f"{t('log.intro', loc)}\n\n{ask_score_text(loc, 'checkin.ask_before')}",
+            reply_markup=keyboard(score_keypad(f"ci:{checkin.id}:b")),
+        )
+
+
+def register_text_routes() -> None:
+    general.TEXT_ROUTES["pain"] = on_pain_text
+    general.TEXT_ROUTES.setdefault("*", [])
+    if on_typed_score not in general.TEXT_ROUTES["*"]:
+        general.TEXT_ROUTES["*"].append(on_typed_score)

@@ -1,0 +1,184 @@
+"""The dispatcher tick: claim due reminders in the database, send them, record delivery.
+
+One JobQueue job runs ``tick`` every few seconds (ARCHITECTURE.md: the database row is the
+truth, not one APScheduler job per patient). Sending happens outside the claim transaction;
+each delivery is recorded in its own short transaction right after the send, so a crash
+loses nothing (the lease runs out and the next tick sends again) and duplicates only the
+few prompts in flight at the moment of the crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from telegram import Bot
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.db.session import SessionFactory, transaction
+from bot.handlers.checkin import next_day_markup, prompt_markup, prompt_text
+from bot.i18n import t
+from bot.services import checkins, reminders
+
+log = logging.getLogger(__name__)
+
+# Keep concurrent sends around 8-16: more in flight makes each send cost more CPU
+# (httpcore's pool bookkeeping), and an unbounded gather of 5,000 sends timed out
+# (ARCHITECTURE.md "Telegram I/O").
+SEND_CONCURRENCY = 8
+
+
+class SendWindow:
+    """At most ``rate`` scheduled sends in any one-second window (Telegram: ~30/s overall).
+
+    Only the fan-out goes through it: replies to a patient's own message never wait here,
+    so they are not stuck behind thousands of reminders.
+    """
+
+    def __init__(self, rate: int = 30) -> None:
+        self.rate = rate
+        self._sent: deque[float] = deque()
+        self._resume_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                if now < self._resume_at:
+                    await asyncio.sleep(self._resume_at - now)
+                    continue
+                while self._sent and now - self._sent[0] >= 1.0:
+                    self._sent.popleft()
+                if len(self._sent) < self.rate:
+                    self._sent.append(now)
+                    return
+                await asyncio.sleep(1.0 - (now - self._sent[0]))
+
+    def back_off(self, seconds: float) -> None:
+        """Telegram said 429 retry_after: nothing goes out before that."""
+        self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+
+
+@dataclass
+class TickReport:
+    sent: int = 0
+    failed: int = 0
+    blocked: int = 0
+    expired: int = 0
+    missed: int = 0
+    next_day: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Dispatcher:
+    """Claims and sends; one per process. Several processes may share one PostgreSQL."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        sessions: SessionFactory,
+        settings: Settings,
+        clock: Clock,
+        *,
+        rate: int | None = 30,
+        batch: int = 500,
+    ) -> None:
+        self.bot = bot
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
+        # None: no limit (benchmarks, a paid-broadcast bot); otherwise sends per second.
+        self.window = SendWindow(rate) if rate else None
+        self.batch = batch
+        self._gate = asyncio.Semaphore(SEND_CONCURRENCY)
+
+    async def tick(self) -> TickReport:
+        """One round: claim what is due now, send it, record it. Safe to run concurrently."""
+        report = TickReport()
+        now = self.clock.now()
+        async with transaction(self.sessions) as session:
+            claim = await reminders.claim_due(
+                session,
+                now,
+                limit=self.batch,
+                grace=self.settings.reminder_grace,
+                expiry=self.settings.checkin_expiry,
+            )
+            questions = await checkins.claim_next_day(session, now, limit=self.batch)
+        report.expired, report.missed = len(claim.expired_ids), len(claim.missed_ids)
+        await asyncio.gather(*(self._send_prompt(p, report) for p in claim.prompts))
+        await asyncio.gather(*(self._send_question(q, report) for q in questions))
+        if claim.prompts or questions:
+            log.info("tick: %s", report)
+        return report
+
+    async def _send_prompt(self, prompt: reminders.Prompt, report: TickReport) -> None:
+        loc = prompt.language
+        async with self._gate:
+            if self.window:
+                await self.window.acquire()
+            try:
+                message = await self.bot.send_message(
+                    prompt.telegram_id,
+                    prompt_text(loc, again=prompt.after_snooze),
+                    reply_markup=prompt_markup(prompt.checkin_id, loc),
+                )
+            except (Forbidden, BadRequest) as exc:
+                # Blocked, deleted account, chat not found: stop prompting this patient.
+                await self._record_failure(prompt, permanent=True)
+                report.blocked += 1
+                log.info("prompt %s undeliverable: %s", prompt.checkin_id, exc.message)
+                return
+            except RetryAfter as exc:
+                if self.window:
+                    self.window.back_off(_seconds(exc.retry_after))
+                await self._record_failure(prompt, permanent=False)
+                report.failed += 1
+                return
+            except NetworkError as exc:  # includes TimedOut; the lease brings it back
+                await self._record_failure(prompt, permanent=False)
+                report.failed += 1
+                report.errors.append(str(exc))
+                return
+        async with transaction(self.sessions) as session:
+            await reminders.mark_prompted(
+                session, prompt.checkin_id, message.message_id, self.clock.now()
+            )
+        report.sent += 1
+
+    async def _record_failure(self, prompt: reminders.Prompt, *, permanent: bool) -> None:
+        async with transaction(self.sessions) as session:
+            await reminders.mark_send_failed(
+                session, prompt.checkin_id, self.clock.now(), permanent=permanent
+            )
+
+    async def _send_question(self, question: checkins.NextDayQuestion, report: TickReport) -> None:
+        """The optional next-morning question; one try (it is not worth a second message)."""
+        async with self._gate:
+            if self.window:
+                await self.window.acquire()
+            try:
+                await self.bot.send_message(
+                    question.telegram_id,
+                    t("checkin.next_day_ask", question.language),
+                    reply_markup=next_day_markup(question.checkin_id, question.language),
+                )
+                report.next_day += 1
+            except RetryAfter as exc:
+                if self.window:
+                    self.window.back_off(_seconds(exc.retry_after))
+            except (Forbidden, BadRequest, NetworkError) as exc:
+                log.info("next-day question %s not sent: %s", question.checkin_id, exc)
+
+
+def _seconds(retry_after: object) -> float:
+    """RetryAfter.retry_after is an int or a timedelta depending on PTB settings."""
+    return (
+        retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
+    )
