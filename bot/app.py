@@ -23,7 +23,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.context import BotApp, BotData, Ctx
 from bot.db.session import create_engine, make_session_factory
-from bot.handlers import checkin, general, settings, setup, start
+from bot.handlers import checkin, general, settings, setup, start, tips
 from bot.i18n import SUPPORTED_LOCALES, t
 from bot.scheduling.dispatcher import Dispatcher
 
@@ -108,6 +108,8 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CommandHandler("privacy", settings.privacy))
     app.add_handler(CommandHandler("pain", checkin.pain_command))
     app.add_handler(CommandHandler("log", checkin.log_command))
+    app.add_handler(CommandHandler("tip", tips.tip))
+    app.add_handler(CommandHandler("source", tips.source))
 
     app.add_handler(CallbackQueryHandler(start.on_consent, pattern=r"^consent:(yes|no)$"))
     app.add_handler(CallbackQueryHandler(start.restart_setup, pattern=r"^setup:restart$"))

@@ -61,7 +61,7 @@ def has(key: str, locale: str) -> bool:
     return i18n.translations.has(key, locale)
 
 
-def t(key: str, locale: str | None, **values: object) -> str:
+def t(key: str, locale: str | None, /, **values: object) -> str:
     """Translate ``key`` into ``locale`` (falls back to English), filling ``%{name}`` values."""
     loc = normalize_locale(locale)
     if not i18n.translations.has(key, loc):

@@ -88,3 +88,15 @@ async def test_no_call_was_rejected_by_the_fake_api(app, fake):
     await user.press(tx("start.consent_no", "da"))
     assert user.last.text == tx("start.consent_declined", "da")
     assert not fake.errors
+
+
+def test_vendored_bot_api_description_matches_the_shared_one():
+    """The fake validates against a copy shipped in the package; keep it the shared version."""
+    from pathlib import Path
+
+    from bot.testing.fake_telegram import DEFAULT_SPEC_PATH
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "telegram" / "botapi.json"
+    if not shared.exists():
+        pytest.skip("no ../shared beside this clone")
+    assert DEFAULT_SPEC_PATH.read_bytes() == shared.read_bytes()

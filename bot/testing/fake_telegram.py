@@ -62,7 +62,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SPEC_PATH = Path(__file__).resolve().parents[3] / "shared/telegram/botapi.json"
+# Bot API 9.4 as machine-readable JSON (botapi.json of tgapis/botapidocs, MIT), shipped with
+# the package so the tests and the demo work from a plain clone.
+DEFAULT_SPEC_PATH = Path(__file__).resolve().parent / "botapi.json"
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024

@@ -231,7 +231,11 @@ async def run(args: argparse.Namespace) -> None:
     # The expiry sweep alone, 12 h on (every prompt just claimed is then past expires_at).
     async with sessions() as s, s.begin():
         t0 = time.perf_counter()
-        expired = list(await s.scalars(reminders.expire_statement(now + EXPIRY, args.limit)))
+        expired = list(
+            await s.scalars(
+                reminders.expire_statement(now + EXPIRY, args.limit, engine.dialect.name)
+            )
+        )
         t_expire = time.perf_counter() - t0
         await s.rollback()
 
