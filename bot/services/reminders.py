@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Boolean, Row, delete, func, literal_column, or_, select, true, update
+from sqlalchemy import Row, delete, func, literal_column, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -298,7 +298,7 @@ def _rare(term: Any, dialect: str) -> Any:
     against 2 ms through ``ix_checkins_status``). PostgreSQL's statistics see the skew.
     """
     if dialect == "sqlite":
-        return func.unlikely(term, type_=Boolean)
+        return func.unlikely(term)  # no Boolean type: SQLite would render "unlikely(..) = 1"
     return term
 
 
