@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from telegram import Update
 
@@ -36,16 +37,27 @@ def locales() -> None:
 
 @pytest.fixture(scope="session")
 async def engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AsyncEngine]:
+    """A database migrated with `upgrade head`: a fresh SQLite file, or a fresh PostgreSQL
+    database created next to TEST_DATABASE_URL's (so parallel runs never share tables)."""
     url = database_url(tmp_path_factory.mktemp("db"))
+    scratch = None
+    if url.startswith("postgresql"):
+        base = make_url(url)
+        scratch = f"paincoach_test_{os.getpid()}_{secrets.token_hex(3)}"
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f'CREATE DATABASE "{scratch}"')
+        await admin.dispose()
+        url = base.set(database=scratch).render_as_string(hide_password=False)
     eng = create_engine(url)
-    if eng.dialect.name == "postgresql":
-        # Start from an empty schema so `upgrade head` really runs every migration.
-        async with eng.begin() as conn:
-            await conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-            await conn.exec_driver_sql("CREATE SCHEMA public")
     await upgrade(eng)
     yield eng
     await eng.dispose()
+    if scratch:
+        admin = create_engine(database_url(Path()), isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+        await admin.dispose()
 
 
 @pytest.fixture
