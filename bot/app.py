@@ -25,6 +25,7 @@ from bot.context import BotApp, BotData, Ctx
 from bot.db.session import create_engine, make_session_factory
 from bot.handlers import checkin, general, settings, setup, start, tips
 from bot.i18n import SUPPORTED_LOCALES, t
+from bot.ratelimit import PriorityRateLimiter
 from bot.scheduling.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def build_application(
     """The Application with every handler, the database and the clock; nothing started yet."""
     own_engine = engine is None
     engine = engine or create_engine(settings_.database_url)
-    app: BotApp = (
+    builder = (
         ApplicationBuilder()
         .token(settings_.telegram_bot_token.get_secret_value())
         .base_url(settings_.bot_api_url)
@@ -60,8 +61,10 @@ def build_application(
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .post_init(_post_init)
         .post_shutdown(_dispose_engine if own_engine else None)
-        .build()
     )
+    if settings_.send_rate_per_second:
+        builder = builder.rate_limiter(PriorityRateLimiter(settings_.send_rate_per_second))
+    app: BotApp = builder.build()
     app.bot_data.settings = settings_
     app.bot_data.sessions = make_session_factory(engine)
     app.bot_data.clock = clock or Clock()

@@ -269,8 +269,8 @@ async def test_two_dispatchers_send_each_prompt_once(app, fake, engine, sessions
         await setup_through(u, "en")
     clock.set(DUE["en"])
     d = app.bot_data.dispatcher
-    second = Dispatcher(app.bot, sessions, d.settings, clock, rate=None, batch=7)
-    first = Dispatcher(app.bot, sessions, d.settings, clock, rate=None, batch=7)
+    second = Dispatcher(app.bot, sessions, d.settings, clock, batch=7)
+    first = Dispatcher(app.bot, sessions, d.settings, clock, batch=7)
     for _ in range(6):
         await asyncio.gather(first.tick(), second.tick())
     assert [
@@ -356,3 +356,16 @@ async def test_log_a_session_without_a_prompt(app, fake, sessions, clock):
     assert user.last.text.startswith(tx("checkin.result", "en", before=4, after=2))
     [ci] = await checkins_of(sessions, 4010)
     assert (ci.kind, ci.status, ci.pain_before, ci.pain_after) == ("log", Status.COMPLETED, 4, 2)
+
+
+async def test_a_session_started_late_is_not_cut_short_by_expiry(app, fake, sessions, clock):
+    user = await prompted_patient(app, fake, clock)
+    clock.advance(timedelta(hours=11, minutes=50))  # 10 minutes before the check-in expires
+    await user.press(tx("checkin.start", "en"))
+    await user.press("5")
+    clock.advance(timedelta(minutes=40))  # past the original expiry, mid-session
+    await tick(app)
+    await user.press(tx("checkin.done", "en"))
+    await user.press("3")
+    [ci] = await checkins_of(sessions, 4001)
+    assert (ci.status, ci.pain_after) == (Status.EFFORT, 3)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import deque
 from dataclasses import dataclass, field
 
 from telegram import Bot
@@ -31,38 +29,6 @@ log = logging.getLogger(__name__)
 # (httpcore's pool bookkeeping), and an unbounded gather of 5,000 sends timed out
 # (ARCHITECTURE.md "Telegram I/O").
 SEND_CONCURRENCY = 8
-
-
-class SendWindow:
-    """At most ``rate`` scheduled sends in any one-second window (Telegram: ~30/s overall).
-
-    Only the fan-out goes through it: replies to a patient's own message never wait here,
-    so they are not stuck behind thousands of reminders.
-    """
-
-    def __init__(self, rate: int = 30) -> None:
-        self.rate = rate
-        self._sent: deque[float] = deque()
-        self._resume_at = 0.0
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                if now < self._resume_at:
-                    await asyncio.sleep(self._resume_at - now)
-                    continue
-                while self._sent and now - self._sent[0] >= 1.0:
-                    self._sent.popleft()
-                if len(self._sent) < self.rate:
-                    self._sent.append(now)
-                    return
-                await asyncio.sleep(1.0 - (now - self._sent[0]))
-
-    def back_off(self, seconds: float) -> None:
-        """Telegram said 429 retry_after: nothing goes out before that."""
-        self._resume_at = max(self._resume_at, time.monotonic() + seconds)
 
 
 @dataclass
@@ -86,15 +52,16 @@ class Dispatcher:
         settings: Settings,
         clock: Clock,
         *,
-        rate: int | None = 30,
         batch: int = 500,
     ) -> None:
         self.bot = bot
         self.sessions = sessions
         self.settings = settings
         self.clock = clock
-        # None: no limit (benchmarks, a paid-broadcast bot); otherwise sends per second.
-        self.window = SendWindow(rate) if rate else None
+        # Fan-out goes in the rate limiter's bulk lane, behind patients' own replies.
+        self._bulk = (
+            {"rate_limit_args": {"bulk": True}} if getattr(bot, "rate_limiter", None) else {}
+        )
         self.batch = batch
         self._gate = asyncio.Semaphore(SEND_CONCURRENCY)
 
@@ -121,13 +88,12 @@ class Dispatcher:
     async def _send_prompt(self, prompt: reminders.Prompt, report: TickReport) -> None:
         loc = prompt.language
         async with self._gate:
-            if self.window:
-                await self.window.acquire()
             try:
                 message = await self.bot.send_message(
                     prompt.telegram_id,
                     prompt_text(loc, again=prompt.after_snooze),
                     reply_markup=prompt_markup(prompt.checkin_id, loc),
+                    **self._bulk,
                 )
             except (Forbidden, BadRequest) as exc:
                 # Blocked, deleted account, chat not found: stop prompting this patient.
@@ -135,9 +101,7 @@ class Dispatcher:
                 report.blocked += 1
                 log.info("prompt %s undeliverable: %s", prompt.checkin_id, exc.message)
                 return
-            except RetryAfter as exc:
-                if self.window:
-                    self.window.back_off(_seconds(exc.retry_after))
+            except RetryAfter:  # the limiter already retried and paused; the lease retries later
                 await self._record_failure(prompt, permanent=False)
                 report.failed += 1
                 return
@@ -161,24 +125,13 @@ class Dispatcher:
     async def _send_question(self, question: checkins.NextDayQuestion, report: TickReport) -> None:
         """The optional next-morning question; one try (it is not worth a second message)."""
         async with self._gate:
-            if self.window:
-                await self.window.acquire()
             try:
                 await self.bot.send_message(
                     question.telegram_id,
                     t("checkin.next_day_ask", question.language),
                     reply_markup=next_day_markup(question.checkin_id, question.language),
+                    **self._bulk,
                 )
                 report.next_day += 1
-            except RetryAfter as exc:
-                if self.window:
-                    self.window.back_off(_seconds(exc.retry_after))
             except (Forbidden, BadRequest, NetworkError) as exc:
                 log.info("next-day question %s not sent: %s", question.checkin_id, exc)
-
-
-def _seconds(retry_after: object) -> float:
-    """RetryAfter.retry_after is an int or a timedelta depending on PTB settings."""
-    return (
-        retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
-    )

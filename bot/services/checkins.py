@@ -24,6 +24,8 @@ NEXT_DAY_ANSWERS = ("better", "same", "worse")
 SNOOZE_MINUTES = (15, 60)
 # The next-morning question goes out at this local time on the day after the session.
 NEXT_DAY_ASK_AT = time(9, 0)
+# Once started, a check-in stays open at least this long, even if it was prompted late.
+SESSION_WINDOW = timedelta(hours=3)
 # A rise of this many points, or pain after at or above FLAG_AFTER, is flagged for the therapist.
 FLAG_RISE = 3
 FLAG_AFTER = 8
@@ -83,6 +85,8 @@ def start(checkin: CheckIn, now: datetime) -> Outcome:
     if outcome is Outcome.OK:
         checkin.status = Status.STARTED
         checkin.started_at = now
+        # Starting near the end of the expiry window must not cut the session short.
+        checkin.expires_at = max(checkin.expires_at or now, now + SESSION_WINDOW)
         checkin.snooze_until = None
         checkin.lease_until = None
     return outcome

@@ -1,0 +1,177 @@
+"""Sending within Telegram's limits, with a patient's own replies ahead of scheduled fan-out.
+
+Telegram allows about 30 messages per second overall and about one per second per chat, and
+answers 429 with ``retry_after`` above that. PTB's AIORateLimiter holds 30.5/s on average
+but lets about 62 through in its first second (a token bucket that starts full), and it
+serves requests first come, first served: a patient who taps a button while 10,000
+reminders drain waits behind them. This limiter instead:
+
+- allows at most ``rate`` sends in any sliding one-second window, from the first second on.
+  A send occupies its slot from the grant until one window after its *response*: the
+  server may receive requests in a burst that was spread out when granted (network and
+  event-loop jitter), but never earlier than the previous response, so Telegram's own
+  one-second count cannot exceed ``rate``;
+- keeps two queues: interactive requests (the default) are always granted before bulk ones
+  (the dispatcher's fan-out passes ``rate_limit_args={"bulk": True}``);
+- spaces bulk sends to the same chat by ``per_chat_interval`` (interactive replies to one
+  patient are few and belong together, so they are not spaced);
+- on a 429 pauses every send for ``retry_after`` and retries the same request, so a
+  rate-limited message is neither lost nor sent twice (Telegram did not deliver it).
+Only message-sending methods count; answers to callback queries, edits and chat actions
+pass straight through (they are not messages in Telegram's broadcast limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram.error import RetryAfter
+from telegram.ext import BaseRateLimiter
+
+log = logging.getLogger(__name__)
+
+COUNTED_PREFIXES = ("send", "copyMessage", "forwardMessage")
+NOT_COUNTED = frozenset({"sendChatAction"})
+
+
+def counts_as_message(endpoint: str) -> bool:
+    return endpoint.startswith(COUNTED_PREFIXES) and endpoint not in NOT_COUNTED
+
+
+def _seconds(value: Any) -> float:
+    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
+
+
+class PriorityRateLimiter(BaseRateLimiter[dict]):
+    """A sliding-window limiter with an interactive lane ahead of a bulk lane."""
+
+    def __init__(
+        self,
+        rate: int = 30,
+        *,
+        window: float = 1.0,
+        per_chat_interval: float = 1.0,
+        max_retries: int = 5,
+    ) -> None:
+        if rate < 1:
+            raise ValueError("rate must be at least 1 message per second")
+        self.rate = rate
+        self.window = window
+        self.per_chat_interval = per_chat_interval
+        self.max_retries = max_retries
+        self._in_flight = 0
+        self._finished: deque[float] = deque()  # response times of recent sends, in order
+        self._released = asyncio.Event()
+        self._interactive: deque[asyncio.Future[None]] = deque()
+        self._bulk: deque[asyncio.Future[None]] = deque()
+        self._resume_at = 0.0
+        self._last_bulk_to_chat: dict[object, float] = {}
+        self._pump: asyncio.Task[None] | None = None
+
+    async def initialize(self) -> None:
+        """Nothing to set up: the pump task starts with the first request."""
+
+    async def shutdown(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            try:
+                await self._pump
+            except asyncio.CancelledError:
+                pass
+            self._pump = None
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict | list[dict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: dict | None,
+    ) -> bool | dict | list[dict]:
+        bulk = bool(rate_limit_args and rate_limit_args.get("bulk"))
+        counted = counts_as_message(endpoint)
+        for attempt in range(self.max_retries + 1):
+            if counted:
+                if bulk:
+                    await self._space_chat(data.get("chat_id"))
+                await self._slot(bulk)
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as exc:
+                wait = _seconds(exc.retry_after)
+                log.warning("429 on %s: pausing sends for %.1f s", endpoint, wait)
+                self.pause(wait)
+                if attempt == self.max_retries:
+                    raise
+                if not counted:
+                    await asyncio.sleep(wait)
+            finally:
+                if counted:
+                    self._release()
+        raise AssertionError("unreachable")
+
+    def pause(self, seconds: float) -> None:
+        """Grant nothing for ``seconds`` (Telegram said so with retry_after)."""
+        self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+
+    async def _space_chat(self, chat_id: object) -> None:
+        if chat_id is None or self.per_chat_interval <= 0:
+            return
+        now = time.monotonic()
+        last = self._last_bulk_to_chat.get(chat_id)
+        if last is not None and now - last < self.per_chat_interval:
+            await asyncio.sleep(self.per_chat_interval - (now - last))
+        self._last_bulk_to_chat[chat_id] = time.monotonic()
+        if len(self._last_bulk_to_chat) > 50_000:  # forget old chats; the interval is short
+            cutoff = time.monotonic() - self.per_chat_interval
+            self._last_bulk_to_chat = {
+                c: t for c, t in self._last_bulk_to_chat.items() if t > cutoff
+            }
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        self._finished.append(time.monotonic())
+        self._released.set()
+
+    async def _slot(self, bulk: bool) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        (self._bulk if bulk else self._interactive).append(future)
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._run_pump(), name="rate-limiter-pump")
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():  # granted, then the caller gave up
+                self._release()
+            raise
+
+    async def _run_pump(self) -> None:
+        """Hand out slots: never more than ``rate`` per window, interactive lane first."""
+        while self._interactive or self._bulk:
+            now = time.monotonic()
+            if now < self._resume_at:
+                await asyncio.sleep(self._resume_at - now)
+                continue
+            while self._finished and now - self._finished[0] >= self.window:
+                self._finished.popleft()
+            if self._in_flight + len(self._finished) >= self.rate:
+                # Wait until the oldest finished send leaves the window, or one in flight ends.
+                timeout = self._finished[0] + self.window - now if self._finished else None
+                self._released.clear()
+                try:
+                    await asyncio.wait_for(self._released.wait(), timeout)
+                except TimeoutError:
+                    pass
+                continue
+            lane = self._interactive if self._interactive else self._bulk
+            future = lane.popleft()
+            if future.done():  # the caller gave up (cancelled)
+                continue
+            self._in_flight += 1
+            future.set_result(None)
