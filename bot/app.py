@@ -23,7 +23,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.context import BotApp, BotData, Ctx
 from bot.db.session import create_engine, make_session_factory
-from bot.handlers import checkin, general, settings, setup, start, tips
+from bot.handlers import checkin, general, progress, settings, setup, start, tips
 from bot.i18n import SUPPORTED_LOCALES, t
 from bot.ratelimit import PriorityRateLimiter
 from bot.scheduling.dispatcher import Dispatcher
@@ -42,6 +42,8 @@ MENU_COMMANDS = (
     "resume",
     "language",
     "privacy",
+    "export",
+    "delete",
     "help",
 )
 
@@ -113,6 +115,9 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CommandHandler("log", checkin.log_command))
     app.add_handler(CommandHandler("tip", tips.tip))
     app.add_handler(CommandHandler("source", tips.source))
+    app.add_handler(CommandHandler("progress", progress.progress_command))
+    app.add_handler(CommandHandler("export", progress.export_command))
+    app.add_handler(CommandHandler("delete", progress.delete_command))
 
     app.add_handler(CallbackQueryHandler(start.on_consent, pattern=r"^consent:(yes|no)$"))
     app.add_handler(CallbackQueryHandler(start.restart_setup, pattern=r"^setup:restart$"))
@@ -121,6 +126,7 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CallbackQueryHandler(settings.on_pause_button, pattern=r"^pause:"))
     app.add_handler(CallbackQueryHandler(checkin.on_button, pattern=r"^ci:"))
     app.add_handler(CallbackQueryHandler(checkin.on_pain_button, pattern=r"^pain:"))
+    app.add_handler(CallbackQueryHandler(progress.on_delete_button, pattern=r"^del:"))
     # Anything else pressed (forged data, buttons of a removed feature) gets an answer.
     app.add_handler(CallbackQueryHandler(general.on_unknown_button))
 

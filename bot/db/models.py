@@ -87,6 +87,9 @@ class User(Base):
     # Conversation state lives here, not in memory: it survives restarts.
     conv_state: Mapped[str | None] = mapped_column(String(32))
     conv_data: Mapped[dict[str, Any] | None]
+    # The Telegram first name, stored only while the patient shares with a therapist (it
+    # names them in the digest); set when they confirm a link, cleared when the last one ends.
+    display_name: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -26,6 +26,8 @@ HELP_COMMANDS = (
     "resume",
     "language",
     "privacy",
+    "export",
+    "delete",
     "help",
 )
 

@@ -110,11 +110,8 @@ def pause_status(user: User, now: datetime) -> str:
     if user.paused_until is None:
         return t("setup.status_paused", loc)
     until = user.paused_until
-    return t(
-        "setup.status_paused_until",
-        loc,
-        date=f"{until.day} {t(f'common.month.{until.month}', loc)}",
-    )
+    date = t("common.date", loc, date=until.day, month=t(f"common.month.{until.month}", loc))
+    return t("setup.status_paused_until", loc, date=date)
 
 
 async def after_advance(

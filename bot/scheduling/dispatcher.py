@@ -2,15 +2,17 @@
 
 One JobQueue job runs ``tick`` every few seconds (ARCHITECTURE.md: the database row is the
 truth, not one APScheduler job per patient). Sending happens outside the claim transaction;
-each delivery is recorded in its own short transaction right after the send, so a crash
-loses nothing (the lease runs out and the next tick sends again) and duplicates only the
-few prompts in flight at the moment of the crash.
+deliveries are recorded in small batches right after the sends (every 25 sends or 0.2 s,
+whichever comes first: one transaction per send cost more than the send itself), so a
+crash loses nothing (the lease runs out and the next tick sends again) and can duplicate
+only the prompts of the last unrecorded batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from telegram import Bot
@@ -40,6 +42,33 @@ class TickReport:
     missed: int = 0
     next_day: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+class DeliveryLog:
+    """Records delivered prompts in batches: up to ``max_batch`` or ``max_age`` seconds old."""
+
+    def __init__(
+        self, sessions: SessionFactory, clock: Clock, max_batch: int = 25, max_age: float = 0.2
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.max_batch = max_batch
+        self.max_age = max_age
+        self._pending: list[tuple[int, int]] = []
+        self._since = time.monotonic()
+
+    async def add(self, checkin_id: int, message_id: int) -> None:
+        if not self._pending:
+            self._since = time.monotonic()
+        self._pending.append((checkin_id, message_id))
+        if len(self._pending) >= self.max_batch or time.monotonic() - self._since >= self.max_age:
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []  # swapped before any await: no double record
+        if batch:
+            async with transaction(self.sessions) as session:
+                await reminders.mark_prompted_many(session, batch, self.clock.now())
 
 
 class Dispatcher:
@@ -79,13 +108,19 @@ class Dispatcher:
             )
             questions = await checkins.claim_next_day(session, now, limit=self.batch)
         report.expired, report.missed = len(claim.expired_ids), len(claim.missed_ids)
-        await asyncio.gather(*(self._send_prompt(p, report) for p in claim.prompts))
+        deliveries = DeliveryLog(self.sessions, self.clock)
+        try:
+            await asyncio.gather(*(self._send_prompt(p, report, deliveries) for p in claim.prompts))
+        finally:
+            await deliveries.flush()
         await asyncio.gather(*(self._send_question(q, report) for q in questions))
         if claim.prompts or questions:
             log.info("tick: %s", report)
         return report
 
-    async def _send_prompt(self, prompt: reminders.Prompt, report: TickReport) -> None:
+    async def _send_prompt(
+        self, prompt: reminders.Prompt, report: TickReport, deliveries: DeliveryLog
+    ) -> None:
         loc = prompt.language
         async with self._gate:
             try:
@@ -110,10 +145,7 @@ class Dispatcher:
                 report.failed += 1
                 report.errors.append(str(exc))
                 return
-        async with transaction(self.sessions) as session:
-            await reminders.mark_prompted(
-                session, prompt.checkin_id, message.message_id, self.clock.now()
-            )
+        await deliveries.add(prompt.checkin_id, message.message_id)
         report.sent += 1
 
     async def _record_failure(self, prompt: reminders.Prompt, *, permanent: bool) -> None:

@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Row, delete, func, literal_column, or_, select, true, update
+from sqlalchemy import Row, bindparam, delete, func, literal_column, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -718,3 +718,24 @@ async def skip(
         .execution_options(synchronize_session="fetch")
     )
     return res.rowcount == 1
+
+
+async def mark_prompted_many(
+    session: AsyncSession, deliveries: list[tuple[int, int]], now: datetime
+) -> None:
+    """``mark_prompted`` for a batch of (checkin_id, message_id), in one executemany."""
+    if not deliveries:
+        return
+    table = CheckIn.__table__
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("cid"), table.c.status == Status.PENDING)
+        .values(
+            status=Status.PROMPTED,
+            prompt_message_id=bindparam("mid"),
+            prompted_at=_aware(now),
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+    await session.execute(stmt, [{"cid": c, "mid": m} for c, m in deliveries])

@@ -1,0 +1,208 @@
+"""/progress (the summary and a chart), /export (a CSV and a PDF) and /delete (erasure after
+an explicit confirmation).
+
+The delete buttons carry ``del:yes`` / ``del:no``; a press counts only on the question of the
+latest /delete, checked against ``users.conv_state`` and the message id stored with it, so an
+old, repeated or forged button erases nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+from telegram import Update
+
+from bot.charts import render_progress_chart, short_date
+from bot.context import Ctx
+from bot.db.session import transaction
+from bot.handlers.checkin import drop_buttons, require_ready
+from bot.handlers.ui import keyboard, telegram_locale
+from bot.i18n import t
+from bot.services import export, patients, therapists
+from bot.services.progress import Progress, compute_progress
+
+# --- Text --------------------------------------------------------------------------------------
+
+
+def number(value: float, loc: str, *, signed: bool = False) -> str:
+    """One decimal with the language's separator; a real minus sign for a fall."""
+    text = f"{abs(value):.1f}".replace(".", t("progress.decimal_separator", loc))
+    if not signed or round(value, 1) == 0:
+        return text
+    return ("−" if value < 0 else "+") + text
+
+
+def days(count: int, loc: str) -> str:
+    return t("progress.days", loc, count=count)
+
+
+def long_date(day: date, loc: str) -> str:
+    month = t(f"progress.month_short.{day.month}", loc)
+    return t("progress.long_date", loc, day=day.day, month=month, year=day.year)
+
+
+def summary_lines(progress: Progress, loc: str) -> list[str]:
+    """The /progress text as lines of Telegram HTML ("" separates blocks)."""
+    if not progress.has_data:
+        return [t("progress.title", loc), "", t("progress.no_data", loc)]
+    lines = [t("progress.title", loc), "", t("progress.sessions_title", loc)]
+    *past, current = progress.weeks
+    for week in past:
+        lines.append(
+            t(
+                "progress.week_past",
+                loc,
+                date=short_date(week.start, loc),
+                done=week.done,
+                planned=week.planned,
+            )
+        )
+    key = "progress.week_current_left" if current.remaining else "progress.week_current"
+    lines.append(t(key, loc, done=current.done, planned=current.planned, left=current.remaining))
+    lines.append(
+        t(
+            "progress.streak",
+            loc,
+            current=days(progress.current_streak, loc),
+            best=days(progress.best_streak, loc),
+        )
+    )
+    lines.append(f"<i>{t('progress.streak_rule', loc)}</i>")
+
+    lines += ["", t("progress.pain_title", loc)]
+    means = [w.pain_mean for w in progress.weeks]
+    if any(m is not None for m in means):
+        no_value = t("progress.no_value", loc)
+        lines.append(" → ".join(no_value if m is None else number(m, loc) for m in means))
+        lines.append(t(f"progress.trend.{progress.trend}", loc))
+    else:
+        lines.append(t("progress.pain_none", loc))
+
+    lines += ["", t("progress.effect_title", loc)]
+    effect = progress.effect
+    if effect.sessions:
+        lines.append(
+            t(
+                "progress.effect",
+                loc,
+                sessions=t("progress.sessions", loc, count=effect.sessions),
+                change=number(effect.mean_change, loc, signed=True),
+                fell=effect.fell,
+                percent=t("progress.percent", loc, value=round(100 * effect.share_fell)),
+            )
+        )
+    else:
+        lines.append(t("progress.effect_none", loc))
+    lines += [
+        "",
+        t(f"progress.cheer.{progress.cheer}", loc, days=days(progress.current_streak, loc)),
+    ]
+    return lines
+
+
+# --- Handlers ----------------------------------------------------------------------------------
+
+
+async def progress_command(update: Update, context: Ctx) -> None:
+    """Sessions against plan, streaks, the pain trend and the before/after effect, and a chart."""
+    async with transaction(context.sessions) as session:
+        user = await require_ready(update, context, session)
+        if user is None:
+            return
+        loc = user.language
+        progress = await compute_progress(session, user, context.clock.now())
+    message = update.effective_message
+    await message.reply_text("\n".join(summary_lines(progress, loc)))
+    if progress.has_data:
+        png = await asyncio.to_thread(render_progress_chart, progress, loc)
+        caption = t("progress.chart.caption", loc, weeks=len(progress.weeks))
+        await message.reply_photo(png, caption=caption, filename="progress.png")
+
+
+async def export_command(update: Update, context: Ctx) -> None:
+    """All the patient's data as a CSV file, and a one-page PDF summary for the clinic."""
+    now = context.clock.now()
+    async with transaction(context.sessions) as session:
+        user = await require_ready(update, context, session)
+        if user is None:
+            return
+        loc = user.language
+        bundle = await export.collect(session, user, now)
+    progress = bundle.progress
+    chart = (
+        await asyncio.to_thread(render_progress_chart, progress, loc) if progress.has_data else None
+    )
+    subtitle = t(
+        "privacy_export.pdf_subtitle",
+        loc,
+        start=long_date(progress.weeks[0].start, loc),
+        end=long_date(progress.today, loc),
+        zone=bundle.timezone,
+    )
+    pdf = await asyncio.to_thread(
+        export.build_summary_pdf,
+        t("privacy_export.pdf_title", loc),
+        subtitle,
+        summary_lines(progress, loc)[1:],  # the PDF has its own title
+        chart,
+        t("privacy_export.pdf_footer", loc),
+    )
+    stamp = progress.today.isoformat()
+    message = update.effective_message
+    await message.reply_document(
+        bundle.csv,
+        filename=f"paincoach-data-{stamp}.csv",
+        caption=t("privacy_export.csv_caption", loc),
+    )
+    await message.reply_document(
+        pdf,
+        filename=f"paincoach-summary-{stamp}.pdf",
+        caption=t("privacy_export.pdf_caption", loc),
+    )
+
+
+async def delete_command(update: Update, context: Ctx) -> None:
+    """Ask for an explicit confirmation before erasing everything about the patient."""
+    async with transaction(context.sessions) as session:
+        user = await patients.get_user(session, update.effective_user.id)
+        if user is None:
+            loc = telegram_locale(update)
+            await update.effective_message.reply_text(t("privacy_export.nothing_stored", loc))
+            return
+        loc = user.language
+        text = t("privacy_export.delete_ask", loc)
+        if await therapists.is_therapist(session, user.id):
+            text += "\n\n" + t("privacy_export.delete_ask_therapist", loc)
+        rows = [
+            [(t("privacy_export.delete_yes", loc), "del:yes")],
+            [(t("privacy_export.delete_no", loc), "del:no")],
+        ]
+        question = await update.effective_message.reply_text(text, reply_markup=keyboard(rows))
+        export.await_delete_confirmation(user, question.message_id)
+
+
+async def on_delete_button(update: Update, context: Ctx) -> None:
+    """del:yes erases, del:no cancels; only on the question of the latest /delete."""
+    query = update.callback_query
+    choice = (query.data or "").partition(":")[2]
+    message_id = query.message.message_id if query.message else None
+    async with transaction(context.sessions) as session:
+        user = await patients.get_user(session, update.effective_user.id)
+        loc = user.language if user else telegram_locale(update)
+        if (
+            user is None
+            or choice not in ("yes", "no")
+            or not export.delete_pending(user, message_id)
+        ):
+            await query.answer(t("privacy_export.delete_stale", loc))
+            return
+        if choice == "yes":
+            await export.erase_patient(session, user.id)
+        else:
+            export.cancel_delete(user)
+    # Only now, after the commit: "erased" must be true when the patient reads it.
+    await query.answer()
+    await drop_buttons(query.message)
+    done = "privacy_export.deleted" if choice == "yes" else "privacy_export.delete_cancelled"
+    await query.message.reply_text(t(done, loc))
