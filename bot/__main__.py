@@ -78,14 +78,18 @@ def _ensure_sqlite_dir(settings: Settings) -> None:
 def run_bot(settings: Settings) -> None:
     from bot.app import build_application
     from bot.i18n import load_locales
+    from bot.webhook import ALLOWED_UPDATES, run_webhook
 
     asyncio.run(_migrate(settings))
     load_locales()
     app = build_application(settings)
+    if settings.webhook_url:
+        log.info("bot starting (webhook, API %s)", settings.telegram_api_base_url)
+        run_webhook(app, settings)
+        return
     log.info("bot starting (polling, API %s)", settings.telegram_api_base_url)
-    app.run_polling(
-        allowed_updates=["message", "edited_message", "callback_query", "my_chat_member"]
-    )
+    # run_polling deletes a webhook left by an earlier webhook-mode run before polling.
+    app.run_polling(allowed_updates=ALLOWED_UPDATES)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -36,6 +38,43 @@ class Settings(BaseSettings):
     send_rate_per_second: int = Field(default=30, ge=0)
     # Seconds between dispatcher ticks (claims due reminders from the database).
     dispatch_interval_seconds: float = Field(default=5, gt=0)
+
+    # Webhook mode instead of polling when set (https URL Telegram can reach).
+    webhook_url: str = ""
+    # The secret Telegram echoes in every webhook request; derived from the token if unset.
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = Field(default=8080, ge=1, le=65535)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith("https://"):
+            raise ValueError("must be an https:// URL (Telegram only calls https webhooks)")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        # Bot API: 1-256 characters, only A-Z, a-z, 0-9, _ and -.
+        if raw and (len(raw) > 256 or not all(c.isalnum() or c in "_-" for c in raw)):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @property
+    def webhook_secret_value(self) -> str:
+        raw = self.webhook_secret.get_secret_value()
+        if raw:
+            return raw
+        digest = hashlib.sha256(b"webhook:" + self.telegram_bot_token.get_secret_value().encode())
+        return digest.hexdigest()
+
+    @property
+    def webhook_path(self) -> str:
+        path = urlsplit(self.webhook_url).path if self.webhook_url else ""
+        return path or "/telegram"
 
     @field_validator("telegram_bot_token")
     @classmethod
