@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     reminder_grace_minutes: int = Field(default=120, ge=0)
     # An unanswered check-in closes after this many hours and counts as missed.
     checkin_expiry_hours: float = Field(default=12, gt=0)
+    # A claimed prompt not recorded as sent within this many seconds is sent again
+    # (its sender crashed or failed). Longer than one send, short enough to repair quickly.
+    prompt_lease_seconds: float = Field(default=60, gt=0)
     # Messages per second overall (Telegram: about 30; paid broadcasts allow more). 0 = no limit.
     send_rate_per_second: int = Field(default=30, ge=0)
     # Seconds between dispatcher ticks (claims due reminders from the database).

@@ -73,7 +73,7 @@ async def on_button(update: Update, context: Ctx) -> None:
     """Any ci:<id>:<action> press, applied only if it fits the check-in's current step."""
     query = update.callback_query
     parts = (query.data or "").split(":")
-    if len(parts) < 3 or not parts[1].isdigit():
+    if len(parts) not in (3, 4) or not parts[1].isdigit():
         await general.on_unknown_button(update, context)
         return
     checkin_id, action, value = int(parts[1]), parts[2], (parts[3] if len(parts) > 3 else "")

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
@@ -105,6 +106,7 @@ class Dispatcher:
                 limit=self.batch,
                 grace=self.settings.reminder_grace,
                 expiry=self.settings.checkin_expiry,
+                lease=timedelta(seconds=self.settings.prompt_lease_seconds),
             )
             questions = await checkins.claim_next_day(session, now, limit=self.batch)
         report.expired, report.missed = len(claim.expired_ids), len(claim.missed_ids)

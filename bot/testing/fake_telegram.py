@@ -639,6 +639,7 @@ class ApiRequest:
     params: dict[str, Any]
     status: int
     description: str | None = None
+    at: float = field(default_factory=time.monotonic)  # when it arrived (real time)
 
 
 @dataclass
