@@ -148,20 +148,23 @@ def _draw_weeks(ax, progress: Progress, locale: str) -> None:
     ax.bar(
         xs, [w.done for w in weeks], width=0.45, color=DONE, label=t("progress.chart.done", locale)
     )
+    empty = t("progress.no_value", locale)
     for x, week in zip(xs, weeks, strict=True):
         ax.text(
             x,
             max(week.planned, week.done) + top * 0.03,
-            f"{week.done}/{week.planned}",
+            f"{week.done}/{week.planned}" if week.planned or week.done else empty,
             ha="center",
             va="bottom",
             fontsize=NOTE_PT,
             fontweight="bold",
         )
     ax.set_xticks(list(xs), labels)
-    ax.set_ylim(0, top * 1.25 + 0.5)
+    ax.set_ylim(0, top * 1.15 + 0.3)  # room for the done/planned labels above the bars
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.tick_params(labelsize=TICK_PT)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(loc="upper left", fontsize=TICK_PT, frameon=False, ncol=2)
+    ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=TICK_PT, frameon=False, ncol=2
+    )

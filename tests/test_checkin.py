@@ -369,3 +369,13 @@ async def test_a_session_started_late_is_not_cut_short_by_expiry(app, fake, sess
     await user.press("3")
     [ci] = await checkins_of(sessions, 4001)
     assert (ci.status, ci.pain_after) == (Status.EFFORT, 3)
+
+
+async def test_unanswered_effort_question_still_counts_the_session(app, fake, sessions, clock):
+    user = await prompted_patient(app, fake, clock)
+    for label in (tx("checkin.start", "en"), "5", tx("checkin.done", "en"), "4"):
+        await user.press(label)
+    clock.advance(timedelta(hours=13))  # the optional effort question is never answered
+    await tick(app)
+    [ci] = await checkins_of(sessions, 4001)
+    assert (ci.status, ci.pain_after, ci.effort) == (Status.COMPLETED, 4, None)

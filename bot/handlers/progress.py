@@ -101,6 +101,25 @@ def summary_lines(progress: Progress, loc: str) -> list[str]:
     return lines
 
 
+def summary_pdf(progress: Progress, timezone: str, loc: str) -> bytes:
+    """The one-page PDF for the clinic: the /progress text and the chart."""
+    chart = render_progress_chart(progress, loc) if progress.has_data else None
+    subtitle = t(
+        "privacy_export.pdf_subtitle",
+        loc,
+        start=long_date(progress.weeks[0].start, loc),
+        end=long_date(progress.today, loc),
+        zone=timezone,
+    )
+    return export.build_summary_pdf(
+        t("privacy_export.pdf_title", loc),
+        subtitle,
+        summary_lines(progress, loc)[1:],  # the PDF has its own title
+        chart,
+        t("privacy_export.pdf_footer", loc),
+    )
+
+
 # --- Handlers ----------------------------------------------------------------------------------
 
 
@@ -115,6 +134,7 @@ async def progress_command(update: Update, context: Ctx) -> None:
     message = update.effective_message
     await message.reply_text("\n".join(summary_lines(progress, loc)))
     if progress.has_data:
+        # CPU-bound: off the event loop, so other patients are not kept waiting.
         png = await asyncio.to_thread(render_progress_chart, progress, loc)
         caption = t("progress.chart.caption", loc, weeks=len(progress.weeks))
         await message.reply_photo(png, caption=caption, filename="progress.png")
@@ -130,24 +150,8 @@ async def export_command(update: Update, context: Ctx) -> None:
         loc = user.language
         bundle = await export.collect(session, user, now)
     progress = bundle.progress
-    chart = (
-        await asyncio.to_thread(render_progress_chart, progress, loc) if progress.has_data else None
-    )
-    subtitle = t(
-        "privacy_export.pdf_subtitle",
-        loc,
-        start=long_date(progress.weeks[0].start, loc),
-        end=long_date(progress.today, loc),
-        zone=bundle.timezone,
-    )
-    pdf = await asyncio.to_thread(
-        export.build_summary_pdf,
-        t("privacy_export.pdf_title", loc),
-        subtitle,
-        summary_lines(progress, loc)[1:],  # the PDF has its own title
-        chart,
-        t("privacy_export.pdf_footer", loc),
-    )
+    # CPU-bound (matplotlib, fpdf2): off the event loop, so other patients are not kept waiting.
+    pdf = await asyncio.to_thread(summary_pdf, progress, bundle.timezone, loc)
     stamp = progress.today.isoformat()
     message = update.effective_message
     await message.reply_document(

@@ -62,7 +62,11 @@ async def load(session: AsyncSession, checkin_id: int, user: User, now: datetime
     if checkin is None:  # someone else's id, or a forged one: the same answer as closed
         return Loaded(None, Outcome.CLOSED)
     if checkin.status in OPEN_STATUSES and checkin.expires_at and checkin.expires_at <= now:
-        checkin.status = Status.MISSED
+        # Only the optional effort question left: the session happened and counts.
+        if checkin.status == Status.EFFORT:
+            checkin.status, checkin.completed_at = Status.COMPLETED, now
+        else:
+            checkin.status = Status.MISSED
     if checkin.status not in OPEN_STATUSES:
         return Loaded(checkin, Outcome.CLOSED)
     return Loaded(checkin, Outcome.OK)

@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Row, bindparam, delete, func, literal_column, or_, select, true, update
+from sqlalchemy import Row, bindparam, case, delete, func, literal_column, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -303,7 +303,8 @@ def _rare(term: Any, dialect: str) -> Any:
 
 
 def expire_statement(now: datetime, limit: int, dialect: str = "postgresql") -> Any:
-    """UPDATE open check-ins past ``expires_at`` to missed, RETURNING their ids.
+    """UPDATE open check-ins past ``expires_at`` to missed (completed if only the effort
+    question was left), RETURNING their ids.
 
     No ORDER BY, on purpose: ordering by ``expires_at`` would walk ``ix_checkins_expires_at``
     through every finished check-in ever expired; see also ``_rare``.
@@ -318,7 +319,14 @@ def expire_statement(now: datetime, limit: int, dialect: str = "postgresql") -> 
     return (
         update(CheckIn)
         .where(CheckIn.id.in_(due.scalar_subquery()))
-        .values(status=Status.MISSED, lease_until=None, updated_at=now)
+        .values(
+            # Pain after already recorded, only the optional effort unanswered: the session
+            # happened, so it counts as completed; everything else open becomes missed.
+            status=case((CheckIn.status == Status.EFFORT, Status.COMPLETED), else_=Status.MISSED),
+            completed_at=case((CheckIn.status == Status.EFFORT, now), else_=CheckIn.completed_at),
+            lease_until=None,
+            updated_at=now,
+        )
         .returning(CheckIn.id)
         .execution_options(synchronize_session=False)
     )
