@@ -1,4 +1,4 @@
-"""Command line: python -m bot run | migrate | therapist add|remove <telegram_user_id>."""
+"""Command line: python -m bot run | migrate | therapist add|remove <telegram_user_id> | demo."""
 
 from __future__ import annotations
 
@@ -38,6 +38,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     therapist.add_argument("action", choices=("add", "remove"))
     therapist.add_argument("telegram_user_id", type=int)
+    from bot.i18n import SUPPORTED_LOCALES
+
+    demo = sub.add_parser(
+        "demo",
+        help="try the bot in this terminal: no token, no network, a throw-away database",
+        description="Chat with the real bot in this terminal, against a local Telegram Bot API "
+        "emulator, on a temporary SQLite database. Type :help inside for the demo commands.",
+    )
+    demo.add_argument(
+        "--out",
+        default="demo-output",
+        metavar="DIR",
+        help="where photos and documents the bot sends are saved (default: ./demo-output)",
+    )
+    demo.add_argument(
+        "--lang",
+        default="en",
+        choices=SUPPORTED_LOCALES,
+        help="the language your Telegram app reports (default: en)",
+    )
+    demo.add_argument(
+        "--start",
+        metavar="ISO",
+        help="the bot clock's first instant, e.g. 2026-11-23T07:00Z "
+        "(default: Monday 07:00 UTC of this week)",
+    )
     return parser
 
 
@@ -94,6 +120,10 @@ def run_bot(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "demo":  # needs no settings from the environment: it makes its own
+        from bot.demo import main as demo_main
+
+        return demo_main(args)
     try:
         settings = load_settings() if args.command == "run" else _settings_without_token()
     except ConfigError as exc:

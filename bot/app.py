@@ -23,7 +23,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.context import BotApp, BotData, Ctx
 from bot.db.session import create_engine, make_session_factory
-from bot.handlers import checkin, general, progress, settings, setup, start, tips
+from bot.handlers import checkin, general, progress, settings, setup, start, therapist, tips
 from bot.i18n import SUPPORTED_LOCALES, t
 from bot.ratelimit import PriorityRateLimiter
 from bot.scheduling.dispatcher import Dispatcher
@@ -41,6 +41,7 @@ MENU_COMMANDS = (
     "pause",
     "resume",
     "language",
+    "therapist",
     "privacy",
     "export",
     "delete",
@@ -91,6 +92,10 @@ def schedule_jobs(app: BotApp) -> None:
         name="dispatcher",
         job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
     )
+    # The weekly therapist digest: its own job, so a long Monday round never delays reminders.
+    from bot.scheduling.digest import schedule_weekly_digest
+
+    schedule_weekly_digest(app)
 
 
 async def _tick(context: Ctx) -> None:
@@ -115,6 +120,12 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CommandHandler("log", checkin.log_command))
     app.add_handler(CommandHandler("tip", tips.tip))
     app.add_handler(CommandHandler("source", tips.source))
+    app.add_handler(CommandHandler("therapist", therapist.my_therapists))
+    app.add_handler(CommandHandler("invite", therapist.invite))
+    app.add_handler(CommandHandler("patients", therapist.patients_command))
+    app.add_handler(CommandHandler("digest", therapist.digest_command))
+    app.add_handler(CommandHandler("grant", therapist.grant))
+    app.add_handler(CommandHandler("revoke_therapist", therapist.revoke_role))
     app.add_handler(CommandHandler("progress", progress.progress_command))
     app.add_handler(CommandHandler("export", progress.export_command))
     app.add_handler(CommandHandler("delete", progress.delete_command))
@@ -126,6 +137,7 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CallbackQueryHandler(settings.on_pause_button, pattern=r"^pause:"))
     app.add_handler(CallbackQueryHandler(checkin.on_button, pattern=r"^ci:"))
     app.add_handler(CallbackQueryHandler(checkin.on_pain_button, pattern=r"^pain:"))
+    app.add_handler(CallbackQueryHandler(therapist.on_button, pattern=r"^tl:"))
     app.add_handler(CallbackQueryHandler(progress.on_delete_button, pattern=r"^del:"))
     # Anything else pressed (forged data, buttons of a removed feature) gets an answer.
     app.add_handler(CallbackQueryHandler(general.on_unknown_button))

@@ -25,6 +25,7 @@ HELP_COMMANDS = (
     "pause",
     "resume",
     "language",
+    "therapist",
     "privacy",
     "export",
     "delete",

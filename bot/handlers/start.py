@@ -8,7 +8,7 @@ from telegram import Update
 
 from bot.context import Ctx
 from bot.db.session import transaction
-from bot.handlers import setup
+from bot.handlers import setup, therapist
 from bot.handlers.ui import keyboard, telegram_locale
 from bot.i18n import t
 from bot.services import onboarding, patients
@@ -16,6 +16,9 @@ from bot.services import onboarding, patients
 
 async def start(update: Update, context: Ctx) -> None:
     """Greet in the Telegram language, store only id and language, then consent or resume."""
+    if context.args:  # a deep link: t.me/<bot>?start=<invite code>
+        await therapist.open_invite(update, context)
+        return
     tg = update.effective_user
     now = context.clock.now()
     async with transaction(context.sessions) as session:

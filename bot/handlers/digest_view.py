@@ -1,0 +1,196 @@
+"""The therapist's digest as Telegram messages: a block per patient in the therapist's language,
+packed into messages under Telegram's 4096-character limit, and the practice's chart.
+
+Used by /digest (on demand) and by the weekly job (``bot.scheduling.digest``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from datetime import date, timedelta
+from typing import Any
+
+from telegram import Bot
+
+from bot import digest_chart
+from bot.i18n import t
+from bot.services.digest import Digest, Flag, PatientWeek
+from bot.services.schedule_rules import zone
+
+# sendMessage: at most 4096 characters (UTF-16 code units) after entity parsing. We measure
+# the HTML source, which is never shorter than what Telegram counts.
+MAX_TEXT = 4096
+BLOCK_SEPARATOR = "\n\n"
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def number(value: float, loc: str) -> str:
+    """One decimal, with the decimal comma Danish and Spanish readers expect."""
+    text = f"{value:.1f}"
+    return text.replace(".", ",") if loc in ("da", "es") else text
+
+
+def signed(value: float, loc: str) -> str:
+    if round(value, 1) == 0:
+        return "±" + number(0, loc)
+    return ("+" if value > 0 else "−") + number(abs(value), loc)
+
+
+def day_month(day: date, loc: str, *, year: bool = False) -> str:
+    month = t(f"common.month.{day.month}", loc)
+    key = "therapist.date_year" if year else "therapist.date"
+    return t(key, loc, day=day.day, month=month, year=day.year)
+
+
+def period_text(digest: Digest, tz: str, loc: str) -> str:
+    """'16 November – 22 November 2026': the local days the digest covers."""
+    zi = zone(tz)
+    first = digest.period.start.astimezone(zi).date()
+    last = (digest.period.end - timedelta(microseconds=1)).astimezone(zi).date()
+    return t(
+        "therapist.period",
+        loc,
+        start=day_month(first, loc),
+        end=day_month(last, loc, year=True),
+    )
+
+
+def patient_label(patient: PatientWeek, n: int, loc: str) -> str:
+    """The patient's first name (as they shared it), or a number when there is none."""
+    return patient.name or t("therapist.patient_unnamed", loc, n=n)
+
+
+def patient_block(patient: PatientWeek, n: int, loc: str) -> str:
+    """Everything about one patient: never split across messages."""
+    p = patient
+    name = html.escape(patient_label(p, n, loc))
+    lines = [f"<b>{n}. {name}</b>" + (" ⚠️" if p.flags else "")]
+    sessions = t("therapist.digest_sessions", loc, done=p.done, planned=p.planned)
+    if p.logged:
+        sessions += t("therapist.digest_logged", loc, count=p.logged)
+    lines.append(sessions)
+    lines.append(_pain_line(p, loc))
+    if (change := p.session_change) is not None:
+        lines.append(
+            t(
+                "therapist.digest_session_change",
+                loc,
+                change=signed(change, loc),
+                count=p.change_n,
+            )
+        )
+    if any(p.next_day.values()):
+        lines.append(t("therapist.digest_next_day", loc, **p.next_day))
+    lines.extend(_flag_line(flag, p, loc) for flag in p.flags)
+    return "\n".join(lines)
+
+
+def _pain_line(p: PatientWeek, loc: str) -> str:
+    if p.pain_avg is None:
+        return t("therapist.digest_pain_none", loc)
+    if p.avg_change is None:
+        return t("therapist.digest_pain", loc, avg=number(p.pain_avg, loc))
+    return t(
+        "therapist.digest_pain_vs",
+        loc,
+        avg=number(p.pain_avg, loc),
+        prev=number(p.prev_pain_avg, loc),
+        change=signed(p.avg_change, loc),
+    )
+
+
+def _flag_line(flag: Flag, p: PatientWeek, loc: str) -> str:
+    values: dict[str, Any] = {}
+    if flag is Flag.HIGH_PAIN:
+        values["max"] = p.pain_max
+    elif flag is Flag.AVG_UP:
+        values["change"] = number(p.avg_change or 0, loc)
+    elif flag is Flag.RISE:
+        values["count"] = p.rises
+    elif flag is Flag.BARRIERS:
+        values["list"] = ", ".join(
+            t("therapist.barrier_count", loc, barrier=t(f"therapist.barrier.{b}", loc), count=c)
+            for b, c in p.barriers.items()
+            if c
+        )
+    return "⚠️ " + t(f"therapist.flag.{flag}", loc, **values)
+
+
+def render(digest: Digest, tz: str, loc: str, *, current: bool = False) -> list[str]:
+    """The digest's messages: the heading, then the patients, flagged first."""
+    title_key = "therapist.digest_title_now" if current else "therapist.digest_title"
+    title = t(title_key, loc, period=period_text(digest, tz, loc))
+    if not digest.patients:
+        return [f"{title}\n\n{t('therapist.digest_none', loc)}"]
+    summary = t("therapist.digest_summary", loc, count=len(digest.patients), flagged=digest.flagged)
+    blocks = [patient_block(p, n, loc) for n, p in enumerate(digest.patients, 1)]
+    return pack(f"{title}\n{summary}", blocks, t("therapist.digest_continued", loc))
+
+
+def pack(
+    head: str,
+    blocks: list[str],
+    continued: str = "",
+    *,
+    separator: str = BLOCK_SEPARATOR,
+    limit: int = MAX_TEXT,
+) -> list[str]:
+    """Blocks joined into as few messages as fit ``limit``; a block is never split."""
+    messages: list[str] = []
+    current = head
+    for block in blocks:
+        candidate = f"{current}{separator}{block}" if current else block
+        if utf16_len(candidate) <= limit:
+            current = candidate
+            continue
+        if utf16_len(block) > limit - utf16_len(continued) - len(separator):
+            raise ValueError("one block is longer than a message")
+        messages.append(current)
+        current = f"{continued}{separator}{block}" if continued else block
+    messages.append(current)
+    return messages
+
+
+def chart(digest: Digest, tz: str, loc: str) -> tuple[bytes, str]:
+    """The practice's week as a PNG, and its caption (CPU work: run it in a thread)."""
+    rows = [
+        digest_chart.ChartRow(f"{n}. {patient_label(p, n, loc)}", p.done, p.planned)
+        for n, p in enumerate(digest.patients, 1)
+    ]
+    shown = min(len(rows), digest_chart.MAX_BARS)
+    more = None
+    if len(rows) > shown:
+        more = t("therapist.chart_more", loc, shown=shown, count=len(rows))
+    period = period_text(digest, tz, loc)
+    labels = digest_chart.ChartLabels(
+        title=t("therapist.chart_title", loc, period=period),
+        done=t("therapist.chart_done", loc),
+        planned=t("therapist.chart_planned", loc),
+        more=more,
+    )
+    return digest_chart.render(rows, labels), t("therapist.chart_caption", loc, period=period)
+
+
+async def send_digest(
+    bot: Bot,
+    chat_id: int,
+    digest: Digest,
+    tz: str,
+    loc: str,
+    *,
+    current: bool = False,
+    **send_kwargs: Any,
+) -> int:
+    """Send the text messages, then the chart; how many messages went out."""
+    texts = render(digest, tz, loc, current=current)
+    for text in texts:
+        await bot.send_message(chat_id, text, **send_kwargs)
+    if not digest.patients:
+        return len(texts)
+    png, caption = await asyncio.to_thread(chart, digest, tz, loc)
+    await bot.send_photo(chat_id, png, caption=caption, **send_kwargs)
+    return len(texts) + 1
