@@ -393,3 +393,16 @@ async def test_names_are_escaped(app, fake, sessions):
     await anna.send("/patients")
     assert "1. Ben <i>&</i>" in anna.last.text
     assert not fake.errors
+
+
+async def test_invite_survives_a_plain_start_before_consent(app, fake, sessions):
+    anna = await make_therapist(fake, sessions)
+    code = await new_invite(anna)
+    dana = fake.user(PATIENT, "Dana", language_code="da")
+    await dana.send(f"/start {code}")
+    await dana.send("/start")  # the patient starts over without the link
+    await dana.press(tx("start.consent_yes", "da"))
+    assert dana.last.text == ask_text("da")  # the sharing question still comes
+    await dana.press(tx("therapist.link_yes", "da"))
+    [link] = await links(sessions)
+    assert link.consented_at is not None

@@ -65,6 +65,12 @@ async def on_consent(update: Update, context: Ctx) -> None:
     query = update.callback_query
     now = context.clock.now()
     async with transaction(context.sessions) as session:
+        user = await patients.get_user(session, update.effective_user.id)
+        invite_waiting = user is not None and user.conv_state == therapist.LINK_STATE
+    if invite_waiting:  # opened an invite, then a plain /start: the invite must not be lost
+        await therapist.consent_then_link(update, context, agreed=query.data == "consent:yes")
+        return
+    async with transaction(context.sessions) as session:
         user, _ = await patients.ensure_user(
             session, update.effective_user.id, update.effective_user.language_code
         )
