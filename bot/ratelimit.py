@@ -72,6 +72,7 @@ class PriorityRateLimiter(BaseRateLimiter[dict]):
         self._resume_at = 0.0
         self._last_bulk_to_chat: dict[object, float] = {}
         self._pump: asyncio.Task[None] | None = None
+        self._last_bulk_grant = 0.0
 
     async def initialize(self) -> None:
         """Nothing to set up: the pump task starts with the first request."""
@@ -169,9 +170,18 @@ class PriorityRateLimiter(BaseRateLimiter[dict]):
                 except TimeoutError:
                     pass
                 continue
+            if not self._interactive:
+                # Bulk sends go out evenly (one every window/rate), not in bursts of `rate`:
+                # a reply that arrives mid-fan-out then waits ~33 ms, not up to a second.
+                gap = self._last_bulk_grant + self.window / self.rate - now
+                if gap > 0:
+                    await asyncio.sleep(gap)
+                    continue
             lane = self._interactive if self._interactive else self._bulk
             future = lane.popleft()
             if future.done():  # the caller gave up (cancelled)
                 continue
             self._in_flight += 1
+            if lane is self._bulk:
+                self._last_bulk_grant = now
             future.set_result(None)

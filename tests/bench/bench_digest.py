@@ -306,6 +306,42 @@ async def run(args: argparse.Namespace) -> None:
         tmp.cleanup()
 
 
+async def measure(
+    engine: AsyncEngine, *, therapists: int, patients_each: int, days: int = 7
+) -> float:
+    """Seconds to claim, compute and write every weekly digest of a fresh data set (bar B6).
+
+    Used by ``python -m bot.bench``; ``days`` is the week of check-ins the bar asks for (the
+    data set always has the digest's week and the week before it, for the change).
+    """
+    if days != 7:
+        raise ValueError("the data set is built per week")
+    load_locales()
+    await upgrade(engine)
+    await populate(engine, therapists, patients_each, 0)
+    sessions = make_session_factory(engine)
+    now = MONDAY + timedelta(hours=14)  # every zone's Monday 08:00 has passed
+    t0 = time.perf_counter()
+    claims: list[digest.DigestClaim] = []
+    while batch := await _claim_batch(sessions, now):
+        claims += batch
+    for start in range(0, len(claims), 100):
+        by_period = defaultdict(list)
+        for claim in claims[start : start + 100]:
+            by_period[claim.period].append(claim)
+        async with sessions() as session:
+            for period, members in by_period.items():
+                result = await digest.compute(session, [c.therapist_id for c in members], period)
+                for c in members:
+                    digest_view.render(result[c.therapist_id], c.timezone, c.language)
+    return time.perf_counter() - t0
+
+
+async def _claim_batch(sessions, now) -> list:
+    async with sessions() as session, session.begin():
+        return await digest.claim_due(session, now, limit=100)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--therapists", type=int, default=1000)
