@@ -7,6 +7,8 @@ Buttons carry ``ci:<checkin id>:<action>[:<value>]`` (at most 30 bytes, well und
 
 from __future__ import annotations
 
+import asyncio
+
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 
@@ -79,7 +81,9 @@ async def on_button(update: Update, context: Ctx) -> None:
     checkin_id, action, value = int(parts[1]), parts[2], (parts[3] if len(parts) > 3 else "")
     now = context.clock.now()
     async with transaction(context.sessions) as session:
-        user = await patients.get_user(session, update.effective_user.id)
+        user, loaded = await checkins.load_pressed(
+            session, checkin_id, update.effective_user.id, now
+        )
         if user is None or not user.consented:
             await query.answer(
                 t("checkin.closed", user.language if user else telegram_locale(update))
@@ -89,7 +93,6 @@ async def on_button(update: Update, context: Ctx) -> None:
             outcome = await checkins.record_next_day(session, checkin_id, user, value)
             await answer_next_day(query, user, outcome, value)
             return
-        loaded = await checkins.load(session, checkin_id, user, now)
         checkin = loaded.checkin
         if checkin is not None and action == "bar":
             outcome = checkins.record_barrier(checkin, value)
@@ -100,9 +103,16 @@ async def on_button(update: Update, context: Ctx) -> None:
         if outcome is not Outcome.OK:
             await query.answer(t(ANSWER_KEYS[outcome], user.language))
             return
-        await query.answer()
-        await drop_buttons(query.message)
-        await reply_next(action, checkin, user, context, query.message, session)
+        if action not in ("b", "a"):
+            await query.answer()
+            await drop_buttons(query.message)
+            await reply_next(action, checkin, user, context, query.message, session)
+            return
+        text, markup = next_question(action, checkin, user.language)
+    # A pain score, committed: the keypad message turns into the next question (one call
+    # instead of two, one message per step), sent together with the answer to the press
+    # and after the commit, so no lock is held over the network (bar B4).
+    await asyncio.gather(query.answer(), query.message.edit_text(text, reply_markup=markup))
 
 
 async def apply(action, value, checkin: CheckIn, user: User, context: Ctx, message, session):
@@ -124,6 +134,20 @@ async def apply(action, value, checkin: CheckIn, user: User, context: Ctx, messa
     return Outcome.WRONG_STEP  # forged or unknown: change nothing
 
 
+def next_question(action: str, checkin: CheckIn, loc: str) -> tuple[str, InlineKeyboardMarkup]:
+    """What follows a pain score: after the one before, "do your session"; after the one
+    after, the optional effort question."""
+    c = f"ci:{checkin.id}"
+    if action == "b":
+        rows = [[(t("checkin.done", loc), f"{c}:done")], [(t("checkin.cant", loc), f"{c}:cant")]]
+        return t("checkin.go_exercise", loc, score=checkin.pain_before), keyboard(rows)
+    rows = [
+        [(t(f"checkin.effort_{e}", loc), f"{c}:e:{e}") for e in checkins.EFFORTS],
+        [(t("checkin.effort_skip", loc), f"{c}:e:none")],
+    ]
+    return t("checkin.ask_effort", loc), keyboard(rows)
+
+
 async def reply_next(action, checkin: CheckIn, user: User, context: Ctx, message, session) -> None:
     """After a step: ask the next question, or close with the tailored education."""
     loc = user.language
@@ -137,21 +161,13 @@ async def reply_next(action, checkin: CheckIn, user: User, context: Ctx, message
         await message.reply_text(t("checkin.snoozed", loc, time=local.strftime("%H:%M")))
     elif action in ("skip", "cant"):
         await ask_barrier(message, checkin, loc)
-    elif action == "b":
-        rows = [[(t("checkin.done", loc), f"{c}:done")], [(t("checkin.cant", loc), f"{c}:cant")]]
-        await message.reply_text(
-            t("checkin.go_exercise", loc, score=checkin.pain_before), reply_markup=keyboard(rows)
-        )
+    elif action in ("b", "a"):
+        text, markup = next_question(action, checkin, loc)
+        await message.reply_text(text, reply_markup=markup)
     elif action == "done":
         await message.reply_text(
             ask_score_text(loc, "checkin.ask_after"), reply_markup=keyboard(score_keypad(f"{c}:a"))
         )
-    elif action == "a":
-        rows = [
-            [(t(f"checkin.effort_{e}", loc), f"{c}:e:{e}") for e in checkins.EFFORTS],
-            [(t("checkin.effort_skip", loc), f"{c}:e:none")],
-        ]
-        await message.reply_text(t("checkin.ask_effort", loc), reply_markup=keyboard(rows))
     elif action == "e":
         await message.reply_text(await result_text(checkin, user, context, session))
     elif action == "bar":

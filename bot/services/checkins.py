@@ -52,13 +52,30 @@ class Loaded:
     outcome: Outcome
 
 
-async def load(session: AsyncSession, checkin_id: int, user: User, now: datetime) -> Loaded:
-    """The patient's own check-in, locked for this update; expired ones are closed on the spot."""
-    checkin = await session.scalar(
-        select(CheckIn)
-        .where(CheckIn.id == checkin_id, CheckIn.user_id == user.id)
-        .with_for_update()
-    )
+async def load_pressed(
+    session: AsyncSession, checkin_id: int, telegram_id: int, now: datetime
+) -> tuple[User | None, Loaded]:
+    """The presser and their check-in in one query (a button press is the hot path, bar B4).
+
+    Someone else's or a forged check-in id gives (the presser or None, CLOSED), like any other
+    closed check-in, so a guess learns nothing.
+    """
+    row = (
+        await session.execute(
+            select(CheckIn, User)
+            .join(User, User.id == CheckIn.user_id)
+            .where(CheckIn.id == checkin_id, User.telegram_id == telegram_id)
+            .with_for_update(of=CheckIn)
+        )
+    ).first()
+    if row is None:
+        user = await session.scalar(select(User).where(User.telegram_id == telegram_id))
+        return user, Loaded(None, Outcome.CLOSED)
+    checkin, user = row
+    return user, _loaded(checkin, now)
+
+
+def _loaded(checkin: CheckIn | None, now: datetime) -> Loaded:
     if checkin is None:  # someone else's id, or a forged one: the same answer as closed
         return Loaded(None, Outcome.CLOSED)
     if checkin.status in OPEN_STATUSES and checkin.expires_at and checkin.expires_at <= now:
