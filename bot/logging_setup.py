@@ -5,25 +5,23 @@ from __future__ import annotations
 import logging
 
 
-class RedactToken(logging.Filter):
-    """Replace the token wherever it appears in a record, as a last line of defence."""
+class RedactingFormatter(logging.Formatter):
+    """Replace the token anywhere in the formatted line, tracebacks included."""
 
-    def __init__(self, token: str) -> None:
-        super().__init__()
+    def __init__(self, fmt: str, token: str) -> None:
+        super().__init__(fmt)
         self.token = token
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.token and self.token in record.getMessage():
-            record.msg = record.getMessage().replace(self.token, "<token>")
-            record.args = None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text.replace(self.token, "<token>") if self.token else text
 
 
 def configure(level: str, token: str = "") -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    if token:
-        handler.addFilter(RedactToken(token))
+    handler.setFormatter(
+        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", token)
+    )
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # httpx/httpcore log every request URL at INFO/DEBUG, and Telegram URLs carry the token.
     for noisy in ("httpx", "httpcore"):

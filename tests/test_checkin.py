@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.db.models import CheckIn, PainScore, User
+from bot.db.models import CheckIn, PainScore, Schedule, User
 from bot.scheduling.dispatcher import Dispatcher
 from bot.services.reminders import Status
 from tests.conftest import setup_through, tx
@@ -379,3 +379,51 @@ async def test_unanswered_effort_question_still_counts_the_session(app, fake, se
     await tick(app)
     [ci] = await checkins_of(sessions, 4001)
     assert (ci.status, ci.pain_after, ci.effort) == (Status.COMPLETED, 4, None)
+
+
+async def test_a_typed_score_is_not_taken_by_an_unanswered_settings_edit(
+    app, fake, sessions, clock
+):
+    user = fake.user(4011, language_code="en")
+    await setup_through(user, "en")
+    await user.send("/settings")
+    await user.press(tx("settings.times", "en"))  # ...and never answers
+    clock.set(DUE["en"])
+    await tick(app)
+    await user.press(tx("checkin.start", "en"))
+    await user.send("6")
+    [ci] = await checkins_of(sessions, 4011)
+    assert ci.pain_before == 6
+    async with sessions() as s:
+        times = list(
+            await s.scalars(select(Schedule.local_time).join(User).where(User.telegram_id == 4011))
+        )
+    assert times == ["08:30"]
+
+
+async def test_next_morning_question_after_a_dated_pause_ended(app, fake, sessions, clock):
+    user = fake.user(4012, language_code="en")
+    await setup_through(user, "en")
+    await user.send("/pause 2026-11-22")  # ended yesterday, /resume never sent
+    clock.set(DUE["en"])
+    await tick(app)
+    for label in (tx("checkin.start", "en"), "5", tx("checkin.done", "en"), "3"):
+        await user.press(label)
+    await user.press(tx("checkin.effort_easy", "en"))
+    clock.set(datetime(2026, 11, 24, 9, 0, tzinfo=UTC))
+    assert (await tick(app)).next_day == 1
+
+
+async def test_a_rejected_prompt_is_retried_and_the_patient_stays_active(
+    app, fake, sessions, clock
+):
+    user = fake.user(4013, language_code="en")
+    await setup_through(user, "en")
+    fake.inject("sendMessage", status=400, description="Bad Request: can't parse entities")
+    clock.set(DUE["en"])
+    report = await tick(app)
+    assert (report.sent, report.blocked, report.failed) == (0, 0, 1)
+    async with sessions() as s:
+        assert await s.scalar(select(User.active).where(User.telegram_id == 4013)) is True
+    clock.advance(timedelta(seconds=5))
+    assert (await tick(app)).sent == 1

@@ -100,3 +100,22 @@ def test_vendored_bot_api_description_matches_the_shared_one():
     if not shared.exists():
         pytest.skip("no ../shared beside this clone")
     assert DEFAULT_SPEC_PATH.read_bytes() == shared.read_bytes()
+
+
+def test_the_token_is_redacted_in_tracebacks_too():
+    import logging
+
+    from bot.logging_setup import RedactingFormatter
+
+    token = "123456:SECRET-abc"
+    formatter = RedactingFormatter("%(message)s", token)
+    try:
+        raise RuntimeError(f"GET https://api.telegram.org/bot{token}/getMe failed")
+    except RuntimeError:
+        import sys
+
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "boom %s", (token,), sys.exc_info()
+        )
+    text = formatter.format(record)
+    assert token not in text and text.count("<token>") == 2

@@ -103,16 +103,17 @@ async def on_button(update: Update, context: Ctx) -> None:
         if outcome is not Outcome.OK:
             await query.answer(t(ANSWER_KEYS[outcome], user.language))
             return
-        if action not in ("b", "a"):
-            await query.answer()
-            await drop_buttons(query.message)
-            await reply_next(action, checkin, user, context, query.message, session)
-            return
-        text, markup = next_question(action, checkin, user.language)
-    # A pain score, committed: the keypad message turns into the next question (one call
-    # instead of two, one message per step), sent together with the answer to the press
-    # and after the commit, so no lock is held over the network (bar B4).
-    await asyncio.gather(query.answer(), query.message.edit_text(text, reply_markup=markup))
+        if action in ("go", "done"):
+            patients.drop_open_question(user)  # the check-in's score question takes over
+        text, markup = await compose_next(action, checkin, user, context, session)
+    # Committed first, then sent: no lock is held over the network, and a failed send never
+    # leaves a patient with their buttons gone but nothing recorded. After a pain score the
+    # keypad message turns into the next question (one call instead of two; bar B4).
+    if action in ("b", "a"):
+        await asyncio.gather(query.answer(), query.message.edit_text(text, reply_markup=markup))
+        return
+    await asyncio.gather(query.answer(), drop_buttons(query.message))
+    await query.message.reply_text(text, reply_markup=markup)
 
 
 async def apply(action, value, checkin: CheckIn, user: User, context: Ctx, message, session):
@@ -148,38 +149,35 @@ def next_question(action: str, checkin: CheckIn, loc: str) -> tuple[str, InlineK
     return t("checkin.ask_effort", loc), keyboard(rows)
 
 
-async def reply_next(action, checkin: CheckIn, user: User, context: Ctx, message, session) -> None:
-    """After a step: ask the next question, or close with the tailored education."""
+Reply = tuple[str, InlineKeyboardMarkup | None]
+
+
+async def compose_next(action, checkin: CheckIn, user: User, context: Ctx, session) -> Reply:
+    """After a step, the next question or the tailored education (composed, not yet sent)."""
     loc = user.language
     c = f"ci:{checkin.id}"
     if action == "go":
-        await message.reply_text(
-            ask_score_text(loc, "checkin.ask_before"), reply_markup=keyboard(score_keypad(f"{c}:b"))
-        )
-    elif action == "snz":
+        return ask_score_text(loc, "checkin.ask_before"), keyboard(score_keypad(f"{c}:b"))
+    if action == "snz":
         local = checkin.snooze_until.astimezone(patients.zone_of(user))
-        await message.reply_text(t("checkin.snoozed", loc, time=local.strftime("%H:%M")))
-    elif action in ("skip", "cant"):
-        await ask_barrier(message, checkin, loc)
-    elif action in ("b", "a"):
-        text, markup = next_question(action, checkin, loc)
-        await message.reply_text(text, reply_markup=markup)
-    elif action == "done":
-        await message.reply_text(
-            ask_score_text(loc, "checkin.ask_after"), reply_markup=keyboard(score_keypad(f"{c}:a"))
-        )
-    elif action == "e":
-        await message.reply_text(await result_text(checkin, user, context, session))
-    elif action == "bar":
-        situation = checkins.BARRIER_SITUATION[checkin.barrier]
-        tip = await education.pick_tip(
-            session, user.id, situation, rng=context.bot_data.rng, now=context.clock.now()
-        )
-        lead = t(f"checkin.barrier_reply_{checkin.barrier}", loc)
-        await message.reply_text(f"{lead}\n\n{education.render_tip(tip, loc)}")
+        return t("checkin.snoozed", loc, time=local.strftime("%H:%M")), None
+    if action in ("skip", "cant"):
+        return barrier_question(checkin, loc)
+    if action in ("b", "a"):
+        return next_question(action, checkin, loc)
+    if action == "done":
+        return ask_score_text(loc, "checkin.ask_after"), keyboard(score_keypad(f"{c}:a"))
+    if action == "e":
+        return await result_text(checkin, user, context, session), None
+    situation = checkins.BARRIER_SITUATION[checkin.barrier]  # action == "bar"
+    tip = await education.pick_tip(
+        session, user.id, situation, rng=context.bot_data.rng, now=context.clock.now()
+    )
+    lead = t(f"checkin.barrier_reply_{checkin.barrier}", loc)
+    return f"{lead}\n\n{education.render_tip(tip, loc)}", None
 
 
-async def ask_barrier(message, checkin: CheckIn, loc: str) -> None:
+def barrier_question(checkin: CheckIn, loc: str) -> Reply:
     c = f"ci:{checkin.id}:bar"
     rows = [
         [
@@ -192,7 +190,7 @@ async def ask_barrier(message, checkin: CheckIn, loc: str) -> None:
         ],
         [(t("checkin.barrier_other", loc), f"{c}:other")],
     ]
-    await message.reply_text(t("checkin.ask_barrier", loc), reply_markup=keyboard(rows))
+    return t("checkin.ask_barrier", loc), keyboard(rows)
 
 
 async def result_text(checkin: CheckIn, user: User, context: Ctx, session) -> str:
@@ -254,7 +252,8 @@ async def on_typed_score(update: Update, context: Ctx, session, user: User) -> b
         return True
     record = checkins.record_before if action == "b" else checkins.record_after
     record(checkin, score)
-    await reply_next(action, checkin, user, context, message, session)
+    text, markup = await compose_next(action, checkin, user, context, session)
+    await message.reply_text(text, reply_markup=markup)
     return True
 
 

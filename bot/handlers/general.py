@@ -128,9 +128,12 @@ async def on_error(update: object, context: Ctx) -> None:
         and update.effective_chat
         and update.effective_chat.type == ChatType.PRIVATE
     ):
-        try:
-            if update.callback_query:
+        if update.callback_query:
+            try:  # may already be answered: that must not stop the message below
                 await update.callback_query.answer()
+            except Exception:  # noqa: BLE001
+                pass
+        try:
             await context.bot.send_message(
                 update.effective_chat.id, t("general.error", telegram_locale(update))
             )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from telegram import Bot
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.clock import Clock
 from bot.config import Settings
@@ -128,11 +128,19 @@ class Dispatcher:
         report.expired += len(claim.expired_ids)
         report.missed += len(claim.missed_ids)
         deliveries = DeliveryLog(self.sessions, self.clock)
+        sends = [self._send_prompt(p, report, deliveries) for p in claim.prompts]
         try:
-            await asyncio.gather(*(self._send_prompt(p, report, deliveries) for p in claim.prompts))
+            # return_exceptions: one unexpected failure must not abandon the other sends
+            # half-way (their deliveries would go unrecorded and be sent again).
+            results = await asyncio.gather(*sends, return_exceptions=True)
         finally:
             await deliveries.flush()
-        await asyncio.gather(*(self._send_question(q, report) for q in questions))
+        results += await asyncio.gather(
+            *(self._send_question(q, report) for q in questions), return_exceptions=True
+        )
+        for error in (r for r in results if isinstance(r, BaseException)):
+            log.error("dispatcher send failed", exc_info=error)
+            report.errors.append(repr(error))
         return len(claim.prompts)
 
     async def _send_prompt(
@@ -148,7 +156,12 @@ class Dispatcher:
                     **self._bulk,
                 )
             except (Forbidden, BadRequest) as exc:
-                # Blocked, deleted account, chat not found: stop prompting this patient.
+                if not _unreachable(exc):  # e.g. a broken translation: fix it, then it retries
+                    log.error("prompt %s rejected: %s", prompt.checkin_id, exc.message)
+                    await self._record_failure(prompt, permanent=False)
+                    report.failed += 1
+                    return
+                # Blocked, deactivated, chat gone: stop prompting until they write again.
                 await self._record_failure(prompt, permanent=True)
                 report.blocked += 1
                 log.info("prompt %s undeliverable: %s", prompt.checkin_id, exc.message)
@@ -157,7 +170,7 @@ class Dispatcher:
                 await self._record_failure(prompt, permanent=False)
                 report.failed += 1
                 return
-            except NetworkError as exc:  # includes TimedOut; the lease brings it back
+            except (NetworkError, TelegramError) as exc:  # TimedOut, 5xx, ...: the lease retries
                 await self._record_failure(prompt, permanent=False)
                 report.failed += 1
                 report.errors.append(str(exc))
@@ -182,5 +195,10 @@ class Dispatcher:
                     **self._bulk,
                 )
                 report.next_day += 1
-            except (Forbidden, BadRequest, NetworkError) as exc:
+            except TelegramError as exc:
                 log.info("next-day question %s not sent: %s", question.checkin_id, exc)
+
+
+def _unreachable(exc: Exception) -> bool:
+    """403 (blocked, deactivated) or a chat that no longer exists: not worth retrying."""
+    return isinstance(exc, Forbidden) or "chat not found" in str(exc).lower()

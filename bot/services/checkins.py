@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import CheckIn, PainScore, User
+from bot.services import patients
 from bot.services.education import Situation
 from bot.services.reminders import OPEN_STATUSES, Status
 
@@ -292,7 +293,7 @@ async def claim_next_day(
     for checkin, user in rows:
         due = checkin.next_day_due_at
         checkin.next_day_due_at = None
-        if now - due > late or not user.active or user.paused_at is not None:
+        if now - due > late or not user.active or patients.is_paused(user, now):
             continue
         checkin.next_day_asked_at = now
         questions.append(NextDayQuestion(checkin.id, user.telegram_id, user.language))

@@ -26,6 +26,7 @@ async def ensure_user(
     """The user row for a Telegram id, created with only the id and language if new."""
     user = await get_user(session, telegram_id)
     if user is not None:
+        user.active = True  # they wrote to us, so they have not blocked the bot (any more)
         return user, False
     user = User(telegram_id=telegram_id, language=normalize_locale(language_code), active=True)
     session.add(user)
@@ -42,6 +43,14 @@ def set_state(user: User, state: str | None, data: dict | None = None) -> None:
     """Move the patient's conversation to ``state`` (stored in the database, survives restarts)."""
     user.conv_state = state
     user.conv_data = data
+
+
+def drop_open_question(user: User) -> None:
+    """A check-in question takes over from an unanswered /settings edit or /pain, so a typed
+    score is not read as a reminder time or a standalone score."""
+    state = user.conv_state or ""
+    if state == "pain" or state.startswith("edit:"):
+        set_state(user, None)
 
 
 def pause(user: User, now: datetime, until: date | None) -> None:
