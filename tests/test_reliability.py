@@ -199,3 +199,37 @@ async def test_bad_input_corpus_gets_answers_and_writes_nothing_wrong(app, fake,
     assert newcomer_row.timezone is None and newcomer_row.setup_done_at is None
     assert not fake.unanswered_callback_queries
     assert not [r for r in fake.errors if r.method != "answerCallbackQuery"]
+
+
+async def test_a_timed_out_send_is_retried_and_not_lost(app, fake, sessions, clock):
+    from telegram.ext import ExtBot
+    from telegram.request import HTTPXRequest
+
+    from bot.scheduling.dispatcher import Dispatcher
+    from tests.conftest import setup_through
+
+    user = fake.user(930_001, language_code="en")
+    await setup_through(user, "en")
+    settings = app.bot_data.settings
+    impatient = ExtBot(
+        TEST_TOKEN, base_url=settings.bot_api_url, request=HTTPXRequest(read_timeout=0.3)
+    )
+    async with impatient:
+        dispatcher = Dispatcher(impatient, sessions, settings, clock)
+        fake.inject("sendMessage", status=200, delay=1.0, times=1)  # answers too late
+        clock.set(datetime(2026, 11, 23, 8, 30, tzinfo=UTC))
+        assert (await dispatcher.tick()).failed == 1
+        await asyncio.sleep(1.0)  # the slow request lands meanwhile, as it can on Telegram
+        clock.advance(timedelta(seconds=5))
+        await dispatcher.tick()
+    copies = sum(m.text == tx("checkin.prompt", "en") for m in user.messages)
+    # Never lost. A time-out cannot tell whether Telegram got the message, so the retry can
+    # duplicate it: we prefer a second reminder to a lost one.
+    assert 1 <= copies <= 2
+    async with sessions() as s:
+        [status] = (
+            (await s.execute(select(CheckIn.status).join(User).where(User.telegram_id == 930_001)))
+            .scalars()
+            .all()
+        )
+    assert status == Status.PROMPTED
