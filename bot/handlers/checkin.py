@@ -16,7 +16,7 @@ from bot.context import Ctx
 from bot.db.models import CheckIn, User
 from bot.db.session import transaction
 from bot.handlers import general
-from bot.handlers.ui import Button, keyboard, telegram_locale
+from bot.handlers.ui import Button, keyboard, require_consent, user_locale
 from bot.i18n import t
 from bot.services import checkins, education, patients
 from bot.services.checkins import Outcome
@@ -85,9 +85,7 @@ async def on_button(update: Update, context: Ctx) -> None:
             session, checkin_id, update.effective_user.id, now
         )
         if user is None or not user.consented:
-            await query.answer(
-                t("checkin.closed", user.language if user else telegram_locale(update))
-            )
+            await query.answer(t("checkin.closed", user_locale(user, update)))
             return
         if action == "nd":
             outcome = await checkins.record_next_day(session, checkin_id, user, value)
@@ -257,20 +255,10 @@ async def on_typed_score(update: Update, context: Ctx, session, user: User) -> b
     return True
 
 
-async def require_ready(update: Update, context: Ctx, session) -> User | None:
-    """/pain and /log need consent (they store health data)."""
-    user = await patients.get_user(session, update.effective_user.id)
-    if user is None or not user.consented:
-        loc = user.language if user else telegram_locale(update)
-        await update.effective_message.reply_text(t("settings.need_start", loc))
-        return None
-    return user
-
-
 async def pain_command(update: Update, context: Ctx) -> None:
     """/pain [0-10]: record a standalone pain score now."""
     async with transaction(context.sessions) as session:
-        user = await require_ready(update, context, session)
+        user = await require_consent(update, session)
         if user is None:
             return
         if context.args:
@@ -314,9 +302,7 @@ async def on_pain_button(update: Update, context: Ctx) -> None:
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
         if user is None or not user.consented or not value.isdigit() or int(value) > 10:
-            await query.answer(
-                t("checkin.closed", user.language if user else telegram_locale(update))
-            )
+            await query.answer(t("checkin.closed", user_locale(user, update)))
             return
         if user.conv_state != "pain":  # already recorded from this keypad (a double tap)
             await query.answer(t("checkin.duplicate", user.language))
@@ -329,7 +315,7 @@ async def on_pain_button(update: Update, context: Ctx) -> None:
 async def log_command(update: Update, context: Ctx) -> None:
     """/log: record a session done without a prompt, with the same questions."""
     async with transaction(context.sessions) as session:
-        user = await require_ready(update, context, session)
+        user = await require_consent(update, session)
         if user is None:
             return
         patients.set_state(user, None)

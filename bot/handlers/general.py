@@ -11,7 +11,7 @@ from telegram.ext import ApplicationHandlerStop
 from bot.context import Ctx
 from bot.db.session import transaction
 from bot.handlers import setup
-from bot.handlers.ui import telegram_locale
+from bot.handlers.ui import telegram_locale, user_locale
 from bot.i18n import t
 from bot.services import onboarding, patients
 
@@ -39,7 +39,7 @@ async def on_text(update: Update, context: Ctx) -> None:
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
         if user is None or not user.consented:
-            loc = user.language if user else telegram_locale(update)
+            loc = user_locale(user, update)
             await update.effective_message.reply_text(t("general.hint_start", loc))
             return
         if onboarding.position(user) is not None:
@@ -63,7 +63,7 @@ async def on_location(update: Update, context: Ctx) -> None:
         if pos is not None and pos.step == onboarding.Step.TIMEZONE:
             await setup.on_location(update, context, session, user)
             return
-        loc = user.language if user else telegram_locale(update)
+        loc = user_locale(user, update)
         await update.effective_message.reply_text(t("general.location_unused", loc))
 
 
@@ -71,7 +71,7 @@ async def on_other(update: Update, context: Ctx) -> None:
     """Stickers, photos, voice...: say what we can read, and repeat the open question."""
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
-        loc = user.language if user else telegram_locale(update)
+        loc = user_locale(user, update)
         pos = onboarding.position(user) if user else None
         if pos is not None:
             await setup.ask(
@@ -89,7 +89,7 @@ async def on_edited(update: Update, context: Ctx) -> None:
     """Edits change nothing already recorded; ask for a new message instead."""
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
-        loc = user.language if user else telegram_locale(update)
+        loc = user_locale(user, update)
     await update.edited_message.reply_text(t("general.edited", loc))
 
 
@@ -97,7 +97,7 @@ async def on_unknown_command(update: Update, context: Ctx) -> None:
     """A command we do not have."""
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
-        loc = user.language if user else telegram_locale(update)
+        loc = user_locale(user, update)
     await update.effective_message.reply_text(t("general.unknown_command", loc))
 
 

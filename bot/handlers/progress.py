@@ -16,8 +16,8 @@ from telegram import Update
 from bot.charts import render_progress_chart, short_date
 from bot.context import Ctx
 from bot.db.session import transaction
-from bot.handlers.checkin import drop_buttons, require_ready
-from bot.handlers.ui import keyboard, telegram_locale
+from bot.handlers.checkin import drop_buttons
+from bot.handlers.ui import keyboard, require_consent, telegram_locale, user_locale
 from bot.i18n import t
 from bot.services import export, patients, therapists
 from bot.services.progress import Progress, compute_progress
@@ -126,7 +126,7 @@ def summary_pdf(progress: Progress, timezone: str, loc: str) -> bytes:
 async def progress_command(update: Update, context: Ctx) -> None:
     """Sessions against plan, streaks, the pain trend and the before/after effect, and a chart."""
     async with transaction(context.sessions) as session:
-        user = await require_ready(update, context, session)
+        user = await require_consent(update, session)
         if user is None:
             return
         loc = user.language
@@ -144,7 +144,7 @@ async def export_command(update: Update, context: Ctx) -> None:
     """All the patient's data as a CSV file, and a one-page PDF summary for the clinic."""
     now = context.clock.now()
     async with transaction(context.sessions) as session:
-        user = await require_ready(update, context, session)
+        user = await require_consent(update, session)
         if user is None:
             return
         loc = user.language
@@ -193,7 +193,7 @@ async def on_delete_button(update: Update, context: Ctx) -> None:
     message_id = query.message.message_id if query.message else None
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
-        loc = user.language if user else telegram_locale(update)
+        loc = user_locale(user, update)
         if (
             user is None
             or choice not in ("yes", "no")

@@ -9,8 +9,8 @@ from telegram import Update
 from bot.context import Ctx
 from bot.db.session import transaction
 from bot.handlers import setup
-from bot.handlers.ui import keyboard, next_reminder_line, telegram_locale
-from bot.i18n import SUPPORTED_LOCALES, normalize_locale, t
+from bot.handlers.ui import keyboard, next_reminder_line, user_locale
+from bot.i18n import SUPPORTED_LOCALES, t
 from bot.services import onboarding, patients, reminders
 from bot.services.onboarding import Step
 from bot.services.parsing import parse_date
@@ -37,7 +37,7 @@ async def help_command(update: Update, context: Ctx) -> None:
     """List the commands, in the patient's language."""
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
-        loc = user.language if user else normalize_locale(update.effective_user.language_code)
+        loc = user_locale(user, update)
     lines = [f"/{c} - {t(f'commands.{c}', loc)}" for c in HELP_COMMANDS]
     await update.effective_message.reply_text(t("help.intro", loc) + "\n\n" + "\n".join(lines))
 
@@ -46,7 +46,7 @@ async def privacy(update: Update, context: Ctx) -> None:
     """What is stored, who sees it, how to export and erase it."""
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
-        loc = user.language if user else normalize_locale(update.effective_user.language_code)
+        loc = user_locale(user, update)
     await update.effective_message.reply_text(t("privacy.text", loc))
 
 
@@ -90,8 +90,7 @@ async def require_setup(update: Update, context: Ctx, user) -> bool:
     """Settings need a finished setup; otherwise point to where the patient is."""
     message = update.effective_message
     if user is None or not user.consented:
-        loc = user.language if user else normalize_locale(update.effective_user.language_code)
-        await message.reply_text(t("settings.need_start", loc))
+        await message.reply_text(t("settings.need_start", user_locale(user, update)))
         return False
     if user.setup_done_at is None:
         pos = onboarding.position(user) or onboarding.begin_setup(user)
@@ -115,9 +114,7 @@ async def on_settings_button(update: Update, context: Ctx) -> None:
         user = await patients.get_user(session, update.effective_user.id)
         await query.answer()
         if user is None or user.setup_done_at is None:
-            await query.message.reply_text(
-                t("setup.stale_button", user.language if user else telegram_locale(update))
-            )
+            await query.message.reply_text(t("setup.stale_button", user_locale(user, update)))
             return
         if what == "pause":
             await ask_pause(query.message, user.language)
@@ -173,9 +170,7 @@ async def on_pause_button(update: Update, context: Ctx) -> None:
         user = await patients.get_user(session, update.effective_user.id)
         await query.answer()
         if user is None or user.setup_done_at is None or value not in ("0", "7", "14", "30"):
-            await query.message.reply_text(
-                t("setup.stale_button", user.language if user else telegram_locale(update))
-            )
+            await query.message.reply_text(t("setup.stale_button", user_locale(user, update)))
             return
         days = int(value)
         until = patients.local_today(user, now) + timedelta(days=days - 1) if days else None

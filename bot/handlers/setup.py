@@ -18,7 +18,7 @@ from bot.handlers.ui import (
     chunk,
     keyboard,
     next_reminder_line,
-    telegram_locale,
+    user_locale,
     weekday_name,
 )
 from bot.i18n import SUPPORTED_LOCALES, t
@@ -149,9 +149,7 @@ async def on_button(update: Update, context: Ctx) -> None:
         }[kind]
         # A language button works any time (/language); the others only at their own step.
         if user is None or (kind != "lang" and (pos is None or pos.step != expected)):
-            await query.answer(
-                t("setup.stale_button", user.language if user else telegram_locale(update))
-            )
+            await query.answer(t("setup.stale_button", user_locale(user, update)))
             if user and pos:
                 await ask(query.message, user, pos, now)
             return

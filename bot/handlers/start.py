@@ -9,7 +9,7 @@ from telegram import Update
 from bot.context import Ctx
 from bot.db.session import transaction
 from bot.handlers import setup, therapist
-from bot.handlers.ui import keyboard, telegram_locale
+from bot.handlers.ui import keyboard, user_locale
 from bot.i18n import t
 from bot.services import onboarding, patients
 
@@ -98,9 +98,7 @@ async def restart_setup(update: Update, context: Ctx) -> None:
         user = await patients.get_user(session, update.effective_user.id)
         await query.answer()
         if user is None or not user.consented or user.setup_done_at is not None:
-            await query.message.reply_text(
-                t("setup.stale_button", user.language if user else telegram_locale(update))
-            )
+            await query.message.reply_text(t("setup.stale_button", user_locale(user, update)))
             return
         pos = onboarding.begin_setup(user)
         await setup.ask(query.message, user, pos, context.clock.now())

@@ -24,7 +24,7 @@ from bot.db.models import Therapist, User
 from bot.db.session import transaction
 from bot.handlers import digest_view, general, setup
 from bot.handlers.checkin import drop_buttons
-from bot.handlers.ui import keyboard, telegram_locale
+from bot.handlers.ui import keyboard, require_consent, user_locale
 from bot.i18n import t
 from bot.services import digest, onboarding, patients, therapists
 from bot.services.schedule_rules import zone
@@ -141,7 +141,7 @@ async def consent_then_link(update: Update, context: Ctx, *, agreed: bool) -> No
     now = context.clock.now()
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
-        loc = user.language if user else telegram_locale(update)
+        loc = user_locale(user, update)
         if user is None or user.consented or user.conv_state != LINK_STATE:
             await query.answer(t("therapist.link_stale", loc))
             return
@@ -247,7 +247,7 @@ async def consented_user(update: Update, session) -> User | None:
     """The presser, if they have consented (no one else has links to answer)."""
     user = await patients.get_user(session, update.effective_user.id)
     if user is None or not user.consented:
-        loc = user.language if user else telegram_locale(update)
+        loc = user_locale(user, update)
         await update.callback_query.answer(t("therapist.link_stale", loc))
         return None
     return user
@@ -280,10 +280,8 @@ def sharing_view(shared: list[SharedWith], user: User) -> tuple[str, list[list[t
 async def my_therapists(update: Update, context: Ctx) -> None:
     """/therapist: who can see my data, with a button to stop each one at once."""
     async with transaction(context.sessions) as session:
-        user = await patients.get_user(session, update.effective_user.id)
-        if user is None or not user.consented:
-            loc = user.language if user else telegram_locale(update)
-            await update.effective_message.reply_text(t("settings.need_start", loc))
+        user = await require_consent(update, session)
+        if user is None:
             return
         text, rows = sharing_view(await therapists.shared_with(session, user), user)
         if await therapists.is_therapist(session, user.id):
@@ -303,7 +301,7 @@ async def require_therapist(update: Update, session) -> tuple[User, Therapist] |
     user = await patients.get_user(session, update.effective_user.id)
     therapist = await therapists.get_therapist(session, user.id) if user else None
     if therapist is None:
-        loc = user.language if user else telegram_locale(update)
+        loc = user_locale(user, update)
         await update.effective_message.reply_text(t("therapist.not_therapist", loc))
         return None
     therapists.set_display_name(therapist, update.effective_user.first_name)
@@ -408,7 +406,7 @@ async def set_role(update: Update, context: Ctx, *, add: bool) -> None:
     args = context.args or []
     async with transaction(context.sessions) as session:
         admin = await patients.get_user(session, update.effective_user.id)
-        loc = admin.language if admin else telegram_locale(update)
+        loc = user_locale(admin, update)
         if len(args) != 1 or not TELEGRAM_ID.fullmatch(args[0]):
             await update.effective_message.reply_text(t("therapist.role_usage", loc))
             return

@@ -6,7 +6,7 @@ from telegram import Update
 
 from bot.context import Ctx
 from bot.db.session import transaction
-from bot.handlers.ui import telegram_locale
+from bot.handlers.ui import require_consent, user_locale
 from bot.i18n import t
 from bot.services import education, patients
 
@@ -24,10 +24,8 @@ def source_line(tip: education.Tip, loc: str) -> str:
 async def tip(update: Update, context: Ctx) -> None:
     """A tip the patient has not seen yet, with its source named."""
     async with transaction(context.sessions) as session:
-        user = await patients.get_user(session, update.effective_user.id)
-        if user is None or not user.consented:
-            loc = user.language if user else telegram_locale(update)
-            await update.effective_message.reply_text(t("settings.need_start", loc))
+        user = await require_consent(update, session)
+        if user is None:
             return
         chosen = await education.pick_tip(
             session, user.id, None, rng=context.bot_data.rng, now=context.clock.now()
@@ -42,7 +40,7 @@ async def source(update: Update, context: Ctx) -> None:
     """/source <key>: the topic and source text of one message (for therapists and the curious)."""
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
-        loc = user.language if user else telegram_locale(update)
+        loc = user_locale(user, update)
     key = (context.args or [""])[0].strip().lower()
     found = education.TIPS_BY_KEY.get(key)
     if found is None:

@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
+from bot.db.models import User
 from bot.i18n import normalize_locale, t
+from bot.services import patients
 
 Button = tuple[str, str]  # (label, callback data)
 
@@ -49,3 +51,20 @@ def next_reminder_line(instant: datetime | None, tz: str | None, locale: str) ->
 def telegram_locale(update: Update) -> str:
     user = update.effective_user
     return normalize_locale(user.language_code if user else None)
+
+
+def user_locale(user: User | None, update: Update) -> str:
+    """The patient's chosen language, or their Telegram one before we know them."""
+    return user.language if user else telegram_locale(update)
+
+
+async def require_consent(update: Update, session) -> User | None:
+    """The sender, if they have consented; otherwise they are pointed to /start (health data
+    is only handled after consent)."""
+    user = await patients.get_user(session, update.effective_user.id)
+    if user is None or not user.consented:
+        await update.effective_message.reply_text(
+            t("settings.need_start", user_locale(user, update))
+        )
+        return None
+    return user

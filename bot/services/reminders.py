@@ -13,7 +13,7 @@ One dispatcher tick is::
         except (NetworkError, RetryAfter, ...):
             mark_send_failed(..., permanent=False)
         else:
-            mark_prompted(session, prompt.checkin_id, message.message_id, now)
+            record it (``mark_prompted_many`` batches these; ``mark_prompted`` for one)
 
 A crash between the claim's commit and ``mark_prompted`` leaves the check-in ``pending`` with a
 lease; once the lease runs out the next tick (on any replica) claims it again.
@@ -21,11 +21,14 @@ lease; once the lease runs out the next tick (on any replica) claims it again.
 Check-in life cycle (``CheckIn.status``)::
 
     pending -> prompted -> started -> exercising -> rating -> effort -> completed
-       |          |  ^                                            (the lead's handlers)
+       |          |  ^                              (steps: bot/services/checkins.py)
        |          v  |
        |        snoozed --(snooze_until)--> pending
-       +-> undeliverable (403)      any open status --(expires_at)--> missed
-    prompted/snoozed/started/exercising --(skip)--> skipped
+       +-> undeliverable (403)      open --(expires_at)--> missed (effort -> completed)
+    pending/prompted/snoozed/started/exercising --(skip)--> skipped
+
+The patient's own steps (start, snooze, skip, scores) live in ``bot.services.checkins``;
+``snooze``/``skip``/``mark_prompted`` below are the single-row forms the service tests use.
 
 Services never commit: the caller's ``async with session.begin()`` does.
 """

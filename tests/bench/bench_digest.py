@@ -39,8 +39,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_claim, beside this file
 
-from sqlalchemy import func, insert, inspect, select, text  # noqa: E402
+from bench_claim import prepare  # noqa: E402
+from sqlalchemy import func, insert, select, text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from bot.db.migrate import upgrade  # noqa: E402
@@ -67,19 +69,6 @@ MONDAY = datetime(2026, 11, 30, tzinfo=UTC)
 
 def s(seconds: float) -> str:
     return f"{seconds:7.2f} s"
-
-
-async def prepare(engine: AsyncEngine, reset: bool) -> None:
-    if engine.dialect.name == "postgresql":
-        async with engine.connect() as conn:
-            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
-        if tables and not reset:
-            sys.exit(f"database not empty ({len(tables)} tables): pass --reset to wipe it")
-        if reset:
-            async with engine.begin() as conn:
-                await conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-                await conn.exec_driver_sql("CREATE SCHEMA public")
-    await upgrade(engine)
 
 
 async def insert_chunks(conn, table, rows: list[dict]) -> None:

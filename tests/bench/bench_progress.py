@@ -31,12 +31,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_claim, beside this file
 
-from sqlalchemy import insert, inspect, select, text  # noqa: E402
+from bench_claim import prepare  # noqa: E402
+from sqlalchemy import insert, select, text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from bot.charts import render_progress_chart  # noqa: E402
-from bot.db.migrate import upgrade  # noqa: E402
 from bot.db.models import CheckIn, PainScore, Schedule, User  # noqa: E402
 from bot.db.session import create_engine, make_session_factory  # noqa: E402
 from bot.handlers.progress import summary_lines  # noqa: E402
@@ -52,19 +53,6 @@ CHUNK = 5_000
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
-
-
-async def prepare(engine: AsyncEngine, reset: bool) -> None:
-    if engine.dialect.name == "postgresql":
-        async with engine.connect() as conn:
-            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
-        if tables and not reset:
-            sys.exit(f"database not empty ({len(tables)} tables): pass --reset to wipe it")
-        if reset:
-            async with engine.begin() as conn:
-                await conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-                await conn.exec_driver_sql("CREATE SCHEMA public")
-    await upgrade(engine)
 
 
 def history(user_id: int, now: datetime) -> tuple[list[dict], list[dict]]:
