@@ -147,7 +147,12 @@ async def setup_through(
     from bot.services.timezones import SUGGESTED
 
     await consent(user, loc)
-    await user.press(tx(f"common.language_name.{loc}", loc))
-    await user.press(zone_label(zone or SUGGESTED[loc][0], now))
+    # Setup skips the language question when Telegram's language is one we speak; a patient
+    # whose Telegram is in another language picks theirs with /language.
+    if user.last.text != tx("setup.ask_timezone", loc):
+        if user.last.text not in {tx("setup.ask_language", c) for c in ("en", "da", "es")}:
+            await user.send("/language")
+        await user.press(tx(f"common.language_name.{loc}", loc))
+    await user.press(zone_label(zone or SUGGESTED[loc][0], now, loc))
     await user.send(times)
     await user.press(tx(days_button, loc))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import MENU_COMMANDS
+from bot.handlers.menus import MENU_COMMANDS
 from bot.db.models import User
 from tests.conftest import tx
 
