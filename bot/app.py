@@ -31,6 +31,7 @@ from bot.scheduling.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
+
 def build_application(
     settings_: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None
 ) -> BotApp:

@@ -18,7 +18,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as _babel_date
 from babel.dates import format_skeleton, get_timezone_location, get_timezone_name
 from babel.dates import format_time as _babel_time
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import format_decimal, format_percent, get_decimal_symbol
 
 from bot.i18n import has, normalize_locale, t
 
@@ -56,6 +56,17 @@ def format_date(day: date, loc: str, *, year: bool = False) -> str:
 def short_date(day: date, loc: str, *, year: bool = False) -> str:
     """'24 Dec' / '24. dec.' / '24 dic', for chart axes and lists."""
     return format_skeleton("yMMMd" if year else "MMMd", day, locale=cldr(loc))
+
+
+def format_numeric_date(day: date, loc: str) -> str:
+    """'24/12/2026' / '24.12.2026' / '24/12/2026': the form spreadsheets read as a date."""
+    return format_skeleton("yMd", day, locale=cldr(loc))
+
+
+def format_numeric_datetime(instant: datetime, tz: str, loc: str) -> str:
+    """'24.12.2026 08.30' in the patient's zone."""
+    local = instant.astimezone(ZoneInfo(tz))
+    return f"{format_numeric_date(local.date(), loc)} {format_clock(local, loc)}"
 
 
 @functools.cache
@@ -106,6 +117,11 @@ def format_number(value: float, loc: str, digits: int = 1, *, signed: bool = Fal
     if not signed or round(value, digits) == 0:
         return text if value >= 0 or round(value, digits) == 0 else MINUS + text
     return ("+" if value > 0 else MINUS) + text
+
+
+def decimal_symbol(loc: str) -> str:
+    """'.' or ',': how the language writes a decimal point."""
+    return get_decimal_symbol(cldr(loc))
 
 
 def format_share(share: float, loc: str) -> str:
