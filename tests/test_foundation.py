@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from bot.handlers.menus import MENU_COMMANDS
 from bot.db.models import User
+from bot.handlers.menus import MENU_COMMANDS
 from tests.conftest import tx
 
 LOCALES = ("en", "da", "es")
