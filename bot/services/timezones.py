@@ -124,7 +124,8 @@ GMT_WORDS = {"gmt", "greenwich", "greenwich mean time", "gmt 0", "gmt+0"}
 BOOST = 3  # how much more a place counts in a country of the patient's language
 AMBIGUOUS = 0.1  # a runner-up this close (in score) to the best is offered too
 MAX_CHOICES = 4
-ALT_NAMES_FROM = 100_000  # cities this big are found by all their Latin-script names
+ALT_NAMES_FROM = 100_000  # cities this big are found by all their Latin-script names,
+OTHER_NAME_DISCOUNT = 10  # ... which count a tenth: "Rome" is Rome, not Lomé ("Rome" in Ewe)
 _OFFSET = re.compile(r"(?:utc|gmt)?\s*([+\-−])\s*(\d{1,2})(?:[:.h]?(\d{2}))?(?:\s*h)?")
 _LATIN = re.compile(r"[a-z0-9 .]+\Z")
 
@@ -164,8 +165,8 @@ def is_valid_zone(name: str) -> bool:
 
 # --- The index, built once on first use ------------------------------------------------------
 
-# folded name -> (zone, population, country, place as written)
-Entry = tuple[str, int, str | None, str | None]
+# folded name -> (zone, population, country, place as written, the place's own name?)
+Entry = tuple[str, int, str | None, str | None, bool]
 
 
 @dataclass
@@ -220,13 +221,14 @@ def _build() -> _Index:
         pop, cc = int(record.get("population") or 0), sys.intern(record.get("countrycode") or "")
         zone_pop[zone] = max(zone_pop.get(zone, 0), pop)
         zone_country_pop[(zone, cc)] = zone_country_pop.get((zone, cc), 0) + pop
-        keys = {fold(record["name"])}
+        name = fold(record["name"])
+        add(name, (zone, pop, cc or None, record["name"], True))
         if pop >= ALT_NAMES_FROM:
-            keys.update(fold(a) for a in record.get("alternatenames") or ())
-        entry = (zone, pop, cc or None, record["name"])
-        for key in keys:
-            if _LATIN.match(key):
-                add(key, entry)
+            # Other names ("Bombay", "Kopenhagen", "Londra", "Pekín") count for less.
+            other = (zone, pop, cc or None, record["name"], False)
+            for key in {fold(a) for a in record.get("alternatenames") or ()} - {name}:
+                if _LATIN.match(key):
+                    add(key, other)
 
     def hook(obj: dict[str, Any]) -> Any:
         if "geonameid" in obj:  # one city: index it and drop the record at once
@@ -242,14 +244,14 @@ def _build() -> _Index:
     for zone in valid:
         pop = zone_pop.get(zone, 0)
         cc = country_of_zone(zone)
-        add(fold(zone), (zone, pop, cc, None))
+        add(fold(zone), (zone, pop, cc, None, True))
         if "/" in zone:
-            add(fold(zone.rsplit("/", 1)[1]), (zone, pop, cc, None))
+            add(fold(zone.rsplit("/", 1)[1]), (zone, pop, cc, None, True))
         for locale in locales:
             exemplar = get_timezone_location(zone, locale=locale, return_city=True)
-            add(fold(exemplar), (zone, pop, cc, exemplar))
+            add(fold(exemplar), (zone, pop, cc, exemplar, True))
     for key, zone in ALIASES.items():
-        add(key, (zone, zone_pop.get(zone, 0), country_of_zone(zone), None))
+        add(key, (zone, zone_pop.get(zone, 0), country_of_zone(zone), None, True))
 
     country_zones: dict[str, list[tuple[int, str]]] = {}
     for (zone, cc), pop in zone_country_pop.items():
@@ -345,7 +347,11 @@ def _offset_candidates(minutes: int, loc: str, now: datetime) -> list[Candidate]
         },
         reverse=True,
     )
-    found = [Candidate(z, country=country_of_zone(z), score=s) for s, z in best[:2]]
+    found = [
+        Candidate(z, country=country_of_zone(z), score=s)
+        for s, z in best[:2]
+        if s >= best[0][0] * AMBIGUOUS
+    ]
     if minutes % 60 == 0:
         hours = minutes // 60
         fixed = "UTC" if hours == 0 else f"Etc/GMT{'-' if hours > 0 else '+'}{abs(hours)}"
@@ -358,9 +364,10 @@ def _metazone_candidate(meta: str, loc: str) -> list[Candidate]:
     zones = _index().metazones.get(meta, [])
     if not zones:
         return []
+    # The zones of a metazone keep one clock: any is right. One the patient's language
+    # suggests, else the most populous.
     suggested = [z for z in zones if z in SUGGESTED.get(loc, ())]
-    home = [z for z in zones if country_of_zone(z) in home_countries(loc)]
-    zone = (suggested or home or zones)[0]
+    zone = (suggested or zones)[0]
     return [Candidate(zone, country=country_of_zone(zone))]
 
 
@@ -369,10 +376,11 @@ def _ranked(entries: Iterable[Entry], loc: str, country: str | None = None) -> l
     home = home_countries(loc)
     suggested = SUGGESTED.get(loc, ())
     best: dict[str, Candidate] = {}
-    for zone, pop, cc, place in entries:
+    for zone, pop, cc, place, own in entries:
         if country and cc != country:
             continue
         score = max(pop, 1) * (BOOST if (cc in home or zone in suggested) else 1)
+        score /= 1 if own else OTHER_NAME_DISCOUNT
         old = best.get(zone)
         if old is None or score > old.score or (score == old.score and place and not old.place):
             best[zone] = Candidate(zone, place, cc, score)
@@ -474,7 +482,7 @@ def _near_miss(folded: str, loc: str) -> list[Candidate]:
 def _big_names() -> list[str]:
     """Names of places of 100,000+ people, and countries: the pool for typo matching."""
     idx = _index()
-    keys = [k for k, v in idx.names.items() if max(e[1] for e in v) >= ALT_NAMES_FROM]
+    keys = [k for k, v in idx.names.items() if any(e[4] and e[1] >= ALT_NAMES_FROM for e in v)]
     return sorted({*keys, *idx.countries})
 
 
