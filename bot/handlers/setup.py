@@ -88,7 +88,8 @@ def step_prompt(user: User, pos: Position, now: datetime) -> tuple[str, list[lis
         buttons = [(zone_label(z, now, loc), f"tz:{z}") for z in zones]
         return t("setup.ask_timezone", loc), chunk(buttons, 2)
     if pos.step == Step.TIMES:
-        return t("setup.ask_times", loc), chunk([(x, f"time:{x}") for x in TIME_CHOICES], 4)
+        times = [(l10n.format_hhmm(x, loc), f"time:{x}") for x in TIME_CHOICES]
+        return t("setup.ask_times", loc), chunk(times, 4)
     if pos.step == Step.DAYS:
         rows = [
             [(t("setup.days_all", loc), "days:all"), (t("setup.days_weekdays", loc), "days:wk")],
