@@ -9,8 +9,8 @@ from telegram import Update
 from bot.context import Ctx
 from bot.db.session import transaction
 from bot.handlers import setup, therapist
-from bot.handlers.ui import keyboard, user_locale
-from bot.i18n import normalize_locale, t, telegram_language_supported
+from bot.handlers.ui import keyboard, language_known, user_locale
+from bot.i18n import t
 from bot.services import onboarding, patients
 
 
@@ -31,7 +31,7 @@ async def start(update: Update, context: Ctx) -> None:
         pos = onboarding.position(user)
         if user.setup_done_at is None:
             if pos is None or pos.mode != "setup":
-                pos = onboarding.begin_setup(user)
+                pos = onboarding.begin_setup(user, language_known=language_known(user, update))
                 await setup.ask(update.effective_message, user, pos, now)
                 return
             await update.effective_message.reply_text(
@@ -62,13 +62,6 @@ async def greet(message, loc: str, first_name: str | None) -> None:
         [(t("start.change_language", loc), "lang:?")],
     ]
     await message.reply_text(text, reply_markup=keyboard(buttons))
-
-
-def language_known(user, update: Update) -> bool:
-    """Whether setup can skip the language question: Telegram's language is one we speak,
-    or the patient picked another one before consenting."""
-    code = update.effective_user.language_code if update.effective_user else None
-    return telegram_language_supported(code) or user.language != normalize_locale(code)
 
 
 async def on_consent(update: Update, context: Ctx) -> None:

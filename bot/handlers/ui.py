@@ -9,7 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot import l10n
 from bot.db.models import User
-from bot.i18n import normalize_locale, t
+from bot.i18n import normalize_locale, t, telegram_language_supported
 from bot.services import patients
 
 Button = tuple[str, str]  # (label, callback data)
@@ -44,6 +44,13 @@ def next_reminder_line(instant: datetime | None, tz: str | None, locale: str) ->
 def telegram_locale(update: Update) -> str:
     user = update.effective_user
     return normalize_locale(user.language_code if user else None)
+
+
+def language_known(user: User, update: Update) -> bool:
+    """Whether setup can skip the language question: Telegram's language is one we speak,
+    or the patient picked another one before consenting."""
+    code = update.effective_user.language_code if update.effective_user else None
+    return telegram_language_supported(code) or user.language != normalize_locale(code)
 
 
 def user_locale(user: User | None, update: Update) -> str:
