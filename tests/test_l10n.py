@@ -400,3 +400,20 @@ def test_confirmations_are_in_time_for_summer():
     assert l10n.local_clock("Europe/London", summer, "en") == "14:05"
     assert l10n.local_clock("Etc/GMT-1", summer, "en") == "14:05"
     assert l10n.local_clock("Europe/Copenhagen", summer, "da") == "15.05"
+
+
+@pytest.mark.parametrize(
+    ("typed", "mask"),
+    [("tirs., tors.", 0b0001010), ("miércoles y viernes", 0b0010100), ("sáb, dom", 0b1100000)],
+)
+def test_day_names_from_cldr(typed, mask):
+    from bot.services.parsing import parse_days
+
+    assert parse_days(typed) == mask
+
+
+@pytest.mark.parametrize(("typed", "code"), [("Spansk", "es"), ("inglés", "en"), ("danés", "da")])
+def test_language_names_from_cldr(typed, code):
+    from bot.services.parsing import parse_language
+
+    assert parse_language(typed) == code

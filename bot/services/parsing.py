@@ -35,8 +35,23 @@ LANGUAGE_NAMES = {
 }
 
 
+@functools.cache
+def _language_words() -> dict[str, str]:
+    """Our languages' names in each of them (CLDR: 'spansk', 'inglés'), and the table above."""
+    from bot.i18n import SUPPORTED_LOCALES
+    from bot.l10n import cldr
+
+    words = dict(LANGUAGE_NAMES)
+    for loc in SUPPORTED_LOCALES:
+        for code in SUPPORTED_LOCALES:
+            words.setdefault(code, code)
+            if name := cldr(loc).languages.get(code):
+                words.setdefault(fold(name), code)
+    return words
+
+
 def parse_language(text: str) -> str | None:
-    return LANGUAGE_NAMES.get(fold(text))
+    return _language_words().get(fold(text))
 
 
 # Day names in every supported language (folded), weekday 0 = Monday.
@@ -50,6 +65,22 @@ _DAY_WORDS = {
     6: ("sun", "sunday", "son", "sondag", "dom", "domingo"),
 }
 DAY_WORDS = {word: day for day, words in _DAY_WORDS.items() for word in words}
+
+
+@functools.cache
+def _day_words() -> dict[str, int]:
+    """Weekday names and abbreviations of every supported language (CLDR), and the table above:
+    a new language's day names are read without a list of its own."""
+    from bot.i18n import SUPPORTED_LOCALES
+    from bot.l10n import cldr
+
+    words = dict(DAY_WORDS)
+    for loc in SUPPORTED_LOCALES:
+        for context in ("format", "stand-alone"):
+            for width in ("wide", "abbreviated"):
+                for day, name in cldr(loc).days[context][width].items():
+                    words.setdefault(fold(name).rstrip("."), day)
+    return words
 EVERY_DAY = {
     "every day",
     "everyday",
@@ -89,15 +120,15 @@ def parse_days(text: str) -> int:
             continue
         if "-" in token:  # a range like mon-fri
             first, _, last = token.partition("-")
-            if first in DAY_WORDS and last in DAY_WORDS:
-                a, b = DAY_WORDS[first], DAY_WORDS[last]
+            if first in _day_words() and last in _day_words():
+                a, b = _day_words()[first], _day_words()[last]
                 for day in range(a, (b if b >= a else b + 7) + 1):
                     mask |= 1 << (day % 7)
                 continue
             raise ValueError("invalid")
-        if token not in DAY_WORDS:
+        if token not in _day_words():
             raise ValueError("invalid")
-        mask |= 1 << DAY_WORDS[token]
+        mask |= 1 << _day_words()[token]
     if not mask:
         raise ValueError("empty")
     return mask
