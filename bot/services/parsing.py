@@ -81,6 +81,8 @@ def _day_words() -> dict[str, int]:
                 for day, name in cldr(loc).days[context][width].items():
                     words.setdefault(fold(name).rstrip("."), day)
     return words
+
+
 EVERY_DAY = {
     "every day",
     "everyday",

@@ -150,9 +150,6 @@ def fold(text: str) -> str:
     return " ".join(text.split())
 
 
-_fold = fold  # the name older callers used
-
-
 def is_valid_zone(name: str) -> bool:
     if not name or name.startswith(("/", ".")) or ".." in name:
         return False
@@ -495,12 +492,6 @@ def _big_names() -> list[str]:
     idx = _index()
     keys = [k for k in idx.names if any(e[4] and e[1] >= ALT_NAMES_FROM for e in idx.entries(k))]
     return sorted({*keys, *idx.countries})
-
-
-def match_zone(text: str, loc: str = "en", now: datetime | None = None) -> str | None:
-    """The zone a typed place means when there is exactly one, else None."""
-    found = find_zones(text, loc, now or datetime.now().astimezone())
-    return found[0].zone if len(found) == 1 else None
 
 
 def warm_up() -> None:
