@@ -88,9 +88,7 @@ async def test_full_checkin_with_a_fall_explains_eih_with_own_numbers(
 @pytest.mark.parametrize(
     ("before", "after", "flagged"), [(3, 6, True), (5, 8, True), (4, 5, False), (2, 5, False)]
 )
-async def test_too_much_for_the_load_is_flagged(
-    app, fake, sessions, clock, before, after, flagged
-):
+async def test_too_much_for_the_load_is_flagged(app, fake, sessions, clock, before, after, flagged):
     user = await prompted_patient(app, fake, clock)
     await user.press(tx("checkin.start", "en"))
     await user.press(str(before))
