@@ -270,7 +270,7 @@ async def test_next_morning_verdict_after_a_rise_of_three(
     reply = await log_session(user, loc, 2, 5)  # acceptable, watched (a rise of 3)
     assert tx("feedback.watch_rise", loc) in reply
     async with sessions() as s:
-        ci = await s.scalar(select(CheckIn))
+        ci = await s.scalar(select(CheckIn).order_by(CheckIn.id))
         due = ci.next_day_due_at
     clock.set(due)
     await app.bot_data.dispatcher.tick()
@@ -281,7 +281,7 @@ async def test_next_morning_verdict_after_a_rise_of_three(
         expected += "\n\n" + tx("feedback.flag_unlinked", loc)
     assert user.last.text == expected
     async with sessions() as s:
-        ci = await s.scalar(select(CheckIn))
+        ci = await s.scalar(select(CheckIn).order_by(CheckIn.id))
     assert ci.flagged is flagged and ci.next_day_response == answer
 
 
@@ -289,7 +289,7 @@ async def test_a_worse_morning_makes_the_next_session_lighter(app, fake, session
     user = await patient(fake, "en", 7310)
     await log_session(user, "en", 3, 4)
     async with sessions() as s:
-        due = (await s.scalar(select(CheckIn))).next_day_due_at
+        due = (await s.scalar(select(CheckIn).order_by(CheckIn.id))).next_day_due_at
     clock.set(due)
     await app.bot_data.dispatcher.tick()
     await user.press(tx("checkin.next_day_worse", "en"))
