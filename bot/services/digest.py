@@ -19,6 +19,7 @@ week's digest is still the newest one.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -208,9 +209,10 @@ class PatientWeek:
     def session_change(self) -> float | None:
         return self.change_sum / self.change_n if self.change_n else None
 
-    @property
+    @functools.cached_property
     def flag_details(self) -> list[feedback.Flag]:
-        """The week's flags as structured data (kind, date, numbers), by the clinical rules."""
+        """The week's flags as structured data (kind, date, numbers), by the clinical rules.
+        Computed once, when the statistics are complete (sorting and rendering ask often)."""
         scores = [(_day(at), score) for score, at in self.rest_last.items()]
         found = (
             feedback.high_pain_flag(scores, self.usual),
