@@ -514,26 +514,36 @@ def zone_at(latitude: float, longitude: float) -> str | None:
     return zone if zone and is_valid_zone(zone) else None
 
 
+# --- Zone -> country (issue 13: the emergency number; reusable for localization) -------------
+
+
 @functools.cache
 def _zone_countries() -> dict[str, str]:
-    """zone.tab of the IANA database (shipped by tzdata): zone -> ISO 3166 country code."""
-    table: dict[str, str] = {}
-    try:
-        text = importlib.resources.files("tzdata.zoneinfo").joinpath("zone.tab").read_text("utf-8")
-    except (ModuleNotFoundError, FileNotFoundError, OSError):
-        text = ""
-    for line in text.splitlines():
+    """IANA zone -> ISO 3166 country code, from tzdata's zone.tab; link names (aliases such as
+    "US/Eastern" or "Europe/Kiev") resolve through the links in tzdata.zi."""
+    from importlib.resources import files
+
+    folder = files("tzdata").joinpath("zoneinfo")
+    countries: dict[str, str] = {}
+    for line in folder.joinpath("zone.tab").read_text(encoding="utf-8").splitlines():
         if line and not line.startswith("#"):
-            fields = line.split("\t")
-            if len(fields) >= 3:
-                table[fields[2]] = fields[0]
-    return table
+            code, _, name, *_ = line.split("\t")
+            countries[name] = code
+    for line in folder.joinpath("tzdata.zi").read_text(encoding="utf-8").splitlines():
+        if line.startswith("L "):
+            _, target, alias = line.split()[:3]
+            if target in countries and alias not in countries:
+                countries[alias] = countries[target]
+    return countries
 
 
-def country_of_zone(tz: str) -> str | None:
-    """The ISO 3166 country of an IANA zone ('Europe/Copenhagen' -> 'DK'), None for UTC etc."""
+def country_of_zone(tz: str | None) -> str | None:
+    """The country (ISO 3166 alpha-2, e.g. "DK") an IANA zone belongs to; None for zones of no
+    single country ("UTC", "Etc/GMT+1") and unknown names."""
+    if not tz:
+        return None
     if (code := _zone_countries().get(tz)) is not None:
         return code
-    from babel.core import get_global  # CLDR knows the old names (Asia/Calcutta) too
+    from babel.core import get_global  # CLDR knows the other old names too
 
     return get_global("zone_territories").get(tz)
