@@ -24,7 +24,6 @@ whole file is never held at once.
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import json
 import re
 import sys
