@@ -23,7 +23,17 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.context import BotApp, BotData, Ctx
 from bot.db.session import create_engine, make_session_factory
-from bot.handlers import checkin, general, progress, settings, setup, start, therapist, tips
+from bot.handlers import (
+    checkin,
+    general,
+    progress,
+    settings,
+    setup,
+    start,
+    therapist,
+    tips,
+    workspace,
+)
 from bot.i18n import SUPPORTED_LOCALES, t
 from bot.ratelimit import PriorityRateLimiter
 from bot.scheduling.dispatcher import Dispatcher
@@ -122,7 +132,7 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CommandHandler("source", tips.source))
     app.add_handler(CommandHandler("therapist", therapist.my_therapists))
     app.add_handler(CommandHandler("invite", therapist.invite))
-    app.add_handler(CommandHandler("patients", therapist.patients_command))
+    app.add_handler(CommandHandler("patients", workspace.patients_command))
     app.add_handler(CommandHandler("digest", therapist.digest_command))
     app.add_handler(CommandHandler("grant", therapist.grant))
     app.add_handler(CommandHandler("revoke_therapist", therapist.revoke_role))
@@ -138,6 +148,7 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CallbackQueryHandler(checkin.on_button, pattern=r"^ci:"))
     app.add_handler(CallbackQueryHandler(checkin.on_pain_button, pattern=r"^pain:"))
     app.add_handler(CallbackQueryHandler(therapist.on_button, pattern=r"^tl:"))
+    app.add_handler(CallbackQueryHandler(workspace.on_button, pattern=r"^tw:"))
     app.add_handler(CallbackQueryHandler(progress.on_delete_button, pattern=r"^del:"))
     # Anything else pressed (forged data, buttons of a removed feature) gets an answer.
     app.add_handler(CallbackQueryHandler(general.on_unknown_button))
@@ -153,6 +164,7 @@ def register_handlers(app: BotApp) -> None:
 
     app.add_error_handler(general.on_error)
     checkin.register_text_routes()
+    workspace.register_text_routes()
 
 
 async def _post_init(app: BotApp) -> None:
@@ -163,6 +175,8 @@ async def _post_init(app: BotApp) -> None:
         loc = locale or "en"
         commands = [BotCommand(c, t(f"commands.{c}", loc)) for c in MENU_COMMANDS]
         await app.bot.set_my_commands(commands, language_code=locale)
+    # Therapists granted from the command line (or who changed language) get their own menu.
+    await workspace.refresh_stale_menus(app.bot, app.bot_data.sessions)
 
 
 async def _dispose_engine(app: BotApp) -> None:

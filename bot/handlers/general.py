@@ -19,6 +19,12 @@ log = logging.getLogger(__name__)
 
 # Other features register text routes: conv_state prefix -> handler(update, ctx, session, user).
 TEXT_ROUTES: dict = {}
+# Routes that also serve people who never consented as patients (a therapist typing their own
+# settings or a note): conv_state prefix -> handler(update, ctx, session, user), checked first.
+OPEN_TEXT_ROUTES: dict = {}
+# Called after on_text's transaction, with whether it committed: (update, ctx, committed).
+# E.g. a note typed above goes out only now, and not at all if nothing was stored.
+AFTER_TEXT: list = []
 
 
 async def private_only(update: Update, context: Ctx) -> None:
@@ -36,8 +42,22 @@ async def private_only(update: Update, context: Ctx) -> None:
 
 async def on_text(update: Update, context: Ctx) -> None:
     """Typed text: an answer to the step the patient is at, or a hint of what to do."""
+    committed = False
+    try:
+        await _on_text(update, context)
+        committed = True
+    finally:
+        for after in AFTER_TEXT:  # each drops what it kept if the transaction failed
+            await after(update, context, committed)
+
+
+async def _on_text(update: Update, context: Ctx) -> None:
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
+        state = (user.conv_state or "") if user else ""
+        if route := OPEN_TEXT_ROUTES.get(state.partition(":")[0]):
+            await route(update, context, session, user)
+            return
         if user is None or not user.consented:
             loc = user_locale(user, update)
             await update.effective_message.reply_text(t("general.hint_start", loc))
