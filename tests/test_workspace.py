@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from bot.db.models import CheckIn, Therapist, TherapistNote, User
 from bot.handlers import menus
+from bot.i18n import t
 from bot.services import therapists
 from bot.services.schedule_rules import wall_clock_instant
-from bot.i18n import t
 from tests.conftest import T0, setup_through, tx
 from tests.test_therapist_links import make_therapist, new_invite
 
