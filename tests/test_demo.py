@@ -313,7 +313,9 @@ async def test_a_therapist_links_a_patient_and_gets_the_weekly_digest(tmp_path):
         out = await demo.say(":clock +7d2h")
         title = tx("therapist.digest_title", "da", period="").strip(" ,")
         assert out.count(title) == 2 and "Ana" in out
-        assert saved_path(out, "da").read_bytes().startswith(PNG)
+        # Ana joined this Monday and has not exercised yet: no empty weeks, no empty chart.
+        assert tx("workspace.digest_not_yet", "da", date="23. november") in out
+        assert tx("workspace.digest_no_chart", "da") in out
 
         # :lang goes through the bot's own /language flow.
         out = await demo.say(":lang es")

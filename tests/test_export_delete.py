@@ -25,6 +25,7 @@ from bot.db.models import (
     Schedule,
     Therapist,
     TherapistLink,
+    TherapistNote,
     TipShown,
     User,
 )
@@ -315,6 +316,9 @@ async def populate_everything(s, user: User) -> Therapist:
     s.add(colleague)
     await s.flush()
     s.add(TherapistLink(therapist_id=colleague.id, patient_id=user.id, consented_at=NOW))
+    # Notes both ways: as this therapist's patient's, and as the colleague's patient.
+    s.add(TherapistNote(therapist_id=role.id, patient_id=patient.id, author="therapist", text="a"))
+    s.add(TherapistNote(therapist_id=colleague.id, patient_id=user.id, author="patient", text="b"))
     user.conv_state, user.conv_data = "delete", {"message_id": 1}
     await s.flush()
     return role

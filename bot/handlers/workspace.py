@@ -444,7 +444,13 @@ async def patients_command(update: Update, context: Ctx) -> None:
         await message.reply_text(t("therapist.patients_none", loc))
         return
     buttons = []
+    lines = []
+    tz = digest.valid_zone(user.timezone)
     for n, p in enumerate(listed, 1):
+        since = digest_view.day_month(p.since.astimezone(zone(tz)).date(), loc, year=True)
+        shown = html.escape(p.name or t("therapist.patient_unnamed", loc, n=n))
+        line = t("therapist.patients_item", loc, n=n, name=shown, since=since)
+        lines.append(line + (f" ⚠️ {p.flags}" if p.flags else ""))
         name = p.name or t("therapist.patient_unnamed", loc, n=n)
         if p.flags:
             label = t("workspace.patient_button_flags", loc, name=name, count=p.flags)
@@ -454,9 +460,10 @@ async def patients_command(update: Update, context: Ctx) -> None:
     flagged = sum(1 for p in listed if p.flags)
     head = t("workspace.patients_title", loc, count=len(listed), flagged=flagged)
     for start in range(0, len(buttons), BUTTONS_PER_MESSAGE):
+        part = lines[start : start + BUTTONS_PER_MESSAGE]
+        text = "\n".join([head, "", *part] if start == 0 else part)
         await message.reply_text(
-            head if start == 0 else "…",
-            reply_markup=keyboard(buttons[start : start + BUTTONS_PER_MESSAGE]),
+            text, reply_markup=keyboard(buttons[start : start + BUTTONS_PER_MESSAGE])
         )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import CheckIn, PainScore, Therapist, TherapistLink, TherapistNote, User
-from bot.services import digest, reminders
+from bot.services import digest, reminders, therapists
 from bot.services.digest import Flag, PatientWeek, Period
 from bot.services.progress import Progress, compute_progress
 from bot.services.reminders import Status
@@ -91,6 +91,7 @@ class ListedPatient:
     link_id: int
     name: str | None
     flags: int
+    since: datetime
 
 
 async def patient_list(
@@ -98,7 +99,11 @@ async def patient_list(
 ) -> list[ListedPatient]:
     """Every patient sharing now, flagged first (most flags first), then by name."""
     result = (await digest.compute(session, [therapist.id], rolling_week(now)))[therapist.id]
-    listed = [ListedPatient(p.link_id, p.name, len(p.flags)) for p in result.patients]
+    since = {p.link_id: p.since for p in await therapists.patients_of(session, therapist)}
+    listed = [
+        ListedPatient(p.link_id, p.name, len(p.flags), since.get(p.link_id, now))
+        for p in result.patients
+    ]
     return sorted(listed, key=lambda p: (-p.flags, (p.name or "").casefold(), p.link_id))
 
 
