@@ -8,15 +8,15 @@ and flags are the digest's own (``bot.services.digest``), never computed a secon
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import CheckIn, PainScore, Therapist, TherapistLink, TherapistNote, User
-from bot.services import digest, reminders, therapists
-from bot.services.digest import Flag, PatientWeek, Period
+from bot.services import digest, feedback, reminders, therapists
+from bot.services.digest import PatientWeek, Period
 from bot.services.progress import Progress, compute_progress
 from bot.services.reminders import Status
 from bot.services.schedule_rules import wall_clock_instant, zone
@@ -100,10 +100,11 @@ async def patient_list(
     """Every patient sharing now, flagged first (most flags first), then by name."""
     result = (await digest.compute(session, [therapist.id], rolling_week(now)))[therapist.id]
     since = {p.link_id: p.since for p in await therapists.patients_of(session, therapist)}
-    listed = [
-        ListedPatient(p.link_id, p.name, len(p.flags), since.get(p.link_id, now))
-        for p in result.patients
-    ]
+    listed = []
+    for p in result.patients:
+        patient = await session.get(User, p.patient_id)
+        flags = await current_flags(session, patient, now, p.inactive)
+        listed.append(ListedPatient(p.link_id, p.name, len(flags), since.get(p.link_id, now)))
     return sorted(listed, key=lambda p: (-p.flags, (p.name or "").casefold(), p.link_id))
 
 
@@ -143,15 +144,7 @@ class SessionRow:
     next_morning: str | None
     flagged: bool
     barrier: str | None
-
-
-@dataclass(frozen=True)
-class FlagDetail:
-    """A current flag and the dated numbers behind it."""
-
-    flag: Flag
-    week: PatientWeek
-    events: list[tuple[date, str]] = field(default_factory=list)  # (day, kind-specific value)
+    at: datetime | None = None  # the slot (or, for /log, when it was recorded), UTC
 
 
 @dataclass(frozen=True)
@@ -167,7 +160,7 @@ class PatientPage:
     name: str | None
     since: datetime
     weeks: list[tuple[Period, PatientWeek]]  # newest first, none before the patient joined
-    flags: list[FlagDetail]
+    flags: list[feedback.Flag]  # current: the last 7 days, as issue 13's rules define them
     notes: list[NoteView]  # oldest first
     progress: Progress  # the chart's data (the patient's own weeks)
 
@@ -211,55 +204,74 @@ async def _rows(
                 c.next_day_response,
                 c.flagged,
                 c.barrier,
+                at,
             )
         )
     return sorted(rows, key=lambda r: r.day)
 
 
-async def _high_scores(
-    session: AsyncSession, patient: User, start: datetime, end: datetime
-) -> list[tuple[date, int]]:
-    """Scores at or above the digest's high-pain mark (pain now, before and after sessions)."""
+async def _scores(
+    session: AsyncSession, patient: User, rows: list[SessionRow], start: datetime
+) -> list[tuple[datetime, date, int]]:
+    """Every pain score since ``start``: /pain, and before and after sessions."""
     tz = zone(digest.valid_zone(patient.timezone))
-    found: list[tuple[date, int]] = []
-    for at, score in await session.execute(
-        select(PainScore.recorded_at, PainScore.score).where(
-            PainScore.user_id == patient.id,
-            PainScore.recorded_at >= start,
-            PainScore.recorded_at < end,
-            PainScore.score >= digest.FLAG_PAIN,
+    found = [
+        (at, at.astimezone(tz).date(), score)
+        for at, score in await session.execute(
+            select(PainScore.recorded_at, PainScore.score).where(
+                PainScore.user_id == patient.id, PainScore.recorded_at >= start
+            )
         )
-    ):
-        found.append((at.astimezone(tz).date(), score))
-    for row in await _rows(session, patient, start, end):
-        for score in (row.before, row.after):
-            if score is not None and score >= digest.FLAG_PAIN:
-                found.append((row.day, score))
+    ]
+    for r in rows:
+        found += [(r.at, r.day, v) for v in (r.before, r.after) if v is not None and r.at]
     return sorted(found)
 
 
-async def _flag_details(
-    session: AsyncSession, patient: User, week: PatientWeek, period: Period
-) -> list[FlagDetail]:
-    rows = await _rows(session, patient, period.start, period.end)
-    details = []
-    for flag in week.flags:
-        events: list[tuple[date, str]] = []
-        if flag is Flag.HIGH_PAIN:
-            events = [
-                (d, str(s))
-                for d, s in await _high_scores(session, patient, period.start, period.end)
-            ]
-        elif flag is Flag.RISE:
-            events = [(r.day, f"{r.before}→{r.after}") for r in rows if r.flagged]
-        elif flag is Flag.BARRIERS:
-            events = [(r.day, r.barrier) for r in rows if r.barrier]
-        elif flag is Flag.INACTIVE:
-            done = [r.day for r in rows if r.status == Status.COMPLETED]
-            if done:
-                events = [(max(done), "")]
-        details.append(FlagDetail(flag, week, events))
-    return details
+async def current_flags(
+    session: AsyncSession, patient: User, now: datetime, inactive: bool
+) -> list[feedback.Flag]:
+    """The patient's flags of the last seven days, by the clinical rules module (issue 13):
+    each with the day it is about and its numbers. ``inactive`` is the digest's finding."""
+    week = now - FLAG_WINDOW
+    rows = await _rows(session, patient, now - 4 * FLAG_WINDOW, now + timedelta(seconds=1))
+    scores = await _scores(session, patient, rows, now - 4 * FLAG_WINDOW)
+    this_week = [r for r in rows if r.at and r.at >= week]
+    current = [(d, v) for at, d, v in scores if at >= week]
+    previous = [v for at, d, v in scores if week - FLAG_WINDOW <= at < week]
+    usual = feedback.usual_level([v for at, _, v in scores if at < week])
+    flags = [
+        feedback.high_pain_flag(current, usual),
+        feedback.average_up_flag(previous, [v for _, v in current]),
+    ]
+    too_much = [r for r in this_week if r.flagged]
+    if too_much:
+        last = too_much[-1]
+        numbers = {"count": len(too_much), "before": last.before or 0, "after": last.after or 0}
+        flags.append(feedback.Flag(feedback.FlagKind.TOO_MUCH, last.day, numbers))
+    flags += [
+        feedback.worse_mornings_flag(
+            (r.day, r.next_morning, r.flagged) for r in this_week if r.next_morning
+        ),
+        feedback.high_before_flag((r.day, r.before) for r in this_week if r.before is not None),
+    ]
+    fortnight = now - 2 * FLAG_WINDOW
+    prompts = [r for r in rows if r.kind == "prompt" and r.at]
+    recent = [r for r in prompts if r.at >= fortnight]
+    earlier = [r for r in prompts if r.at < fortnight]
+    flags.append(
+        feedback.adherence_falling_flag(
+            sum(r.status == Status.COMPLETED for r in earlier),
+            len(earlier),
+            sum(r.status == Status.COMPLETED for r in recent),
+            len(recent),
+        )
+    )
+    flags.append(feedback.barriers_flag((r.day, r.barrier) for r in this_week if r.barrier))
+    if inactive:
+        done = [r.day for r in rows if r.status == Status.COMPLETED]
+        flags.append(feedback.Flag(feedback.FlagKind.INACTIVE, max(done) if done else None))
+    return [f for f in flags if f is not None]
 
 
 async def notes_between(
@@ -300,7 +312,7 @@ async def patient_page(
         name=patient.display_name,
         since=linked.since,
         weeks=weeks,
-        flags=await _flag_details(session, patient, current, recent),
+        flags=await current_flags(session, patient, now, current.inactive),
         notes=await notes_between(session, therapist.id, patient.id),
         progress=await compute_progress(session, patient, now, weeks=PAGE_WEEKS),
     )
