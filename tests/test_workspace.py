@@ -215,7 +215,7 @@ async def test_patient_page_shows_weeks_flags_chart_and_buttons(app, fake, sessi
     await anna.press(labels[0])
     page = anna.last.text
     assert page.startswith("Ben, shares with you since 23 November 2026")
-    assert "Sessions: 0 of 0 planned (+2 logged on their own)" in page
+    assert "Sessions: none planned (+2 logged on their own)" in page
     assert (
         "Sessions that were too much (a large rise, or 8+ after): 1; latest 25 November, 4 → 8"
         in page

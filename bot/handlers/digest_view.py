@@ -80,8 +80,7 @@ def patient_block(
         if p.joined >= period.end:
             lines.append(t("workspace.digest_not_yet", loc, date=joined))
             return "\n".join(lines)
-        if not (p.planned or p.done or p.logged):
-            lines.append(t("workspace.digest_joined", loc, date=joined))
+        lines.append(t("workspace.digest_joined", loc, date=joined))
     sessions = t("therapist.digest_sessions", loc, done=p.done, planned=p.planned)
     if p.logged:
         sessions += t("therapist.digest_logged", loc, count=p.logged)

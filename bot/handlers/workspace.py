@@ -480,7 +480,10 @@ def page_text(page: workspace.PatientPage, tz: str, loc: str) -> str:
         if week.joined is not None and week.joined >= period.start:
             joined = digest_view.day_month(week.joined.astimezone(zi).date(), loc)
             lines.append(t("workspace.page_joined", loc, date=joined))
-        sessions = t("workspace.page_sessions", loc, done=week.done, planned=week.planned)
+        if week.planned or week.done:
+            sessions = t("workspace.page_sessions", loc, done=week.done, planned=week.planned)
+        else:
+            sessions = t("workspace.page_no_plan", loc)
         if week.logged:
             sessions += t("workspace.page_logged", loc, count=week.logged)
         lines.append(sessions)
