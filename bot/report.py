@@ -20,13 +20,14 @@ from fpdf.enums import XPos, YPos
 from bot.charts import render_progress_chart
 from bot.handlers.digest_view import day_month, number, signed
 from bot.i18n import t
+from bot.services import feedback
 from bot.services.export import _FONT_FILES, _FONTS
 from bot.services.reminders import Status
 from bot.services.workspace import ReportData, SessionRow
 
-# Page two holds the table: about 40 rows of 5.5 mm fit under its heading with the skip
+# Page two holds the table: about 34 rows of 5.5 mm fit under its heading with the skip
 # reasons and the footer; older rows are counted, and the CSV export has them all.
-MAX_ROWS = 40
+MAX_ROWS = 34
 MARGIN = 16
 
 
@@ -184,5 +185,13 @@ def build_report(data: ReportData, loc: str) -> bytes:
     pdf.ln(3)
     pdf.set_font("DejaVu", "I", 8)
     pdf.set_text_color(80, 80, 80)
-    para(t("workspace.report_footer", loc, name=name))
+    para(
+        t(
+            "workspace.report_footer",
+            loc,
+            name=name,
+            rise=feedback.LARGE_RISE,
+            high=feedback.HIGH_PAIN,
+        )
+    )
     return bytes(pdf.output())

@@ -345,3 +345,45 @@ async def test_report_names_the_patient_and_lists_sessions(app, fake, sessions, 
     assert tx("checkin.effort_moderate", loc) in text
     assert "self" in text or "selvrapporterede" in text
     assert not fake.errors
+
+
+async def test_a_note_left_unwritten_does_not_swallow_later_text(app, fake, sessions, clock):
+    anna = await set_up_therapist(fake, sessions)
+    await linked_patient(fake, anna)
+    await anna.send("/patients")
+    await anna.press(anna.last.buttons[0][0])
+    await anna.press(tx("workspace.button_note", "en"))
+    clock.advance(timedelta(hours=2))
+    await anna.send("5")
+    assert anna.last.text == tx("general.hint_start", "en")  # not a note any more
+    assert await count_notes(sessions) == 0
+
+
+async def test_report_of_a_busy_month_is_two_pages_in_spanish(app, fake, sessions, clock):
+    anna = await set_up_therapist(fake, sessions, loc="es")
+    await linked_patient(fake, anna, name="Íñigo", loc="es")
+    clock.advance(timedelta(days=27))
+    for n in range(60):
+        at = clock.now() - timedelta(hours=11 * n + 1)
+        await record_session(sessions, PATIENT, 5, 3 + n % 4, at, flagged=n % 9 == 0)
+    async with sessions() as s, s.begin():
+        user = await s.scalar(select(User).where(User.telegram_id == PATIENT))
+        s.add(
+            CheckIn(
+                user_id=user.id,
+                kind="prompt",
+                status="skipped",
+                barrier="fear",
+                due_at=clock.now() - timedelta(days=3),
+                created_at=clock.now() - timedelta(days=3),
+            )
+        )
+    await anna.send("/patients")
+    await anna.press(anna.last.buttons[0][0])
+    await anna.press(tx("workspace.button_report", "es"))
+    text, pages = pdf_text(anna.last.document)
+    assert pages == 2
+    assert tx("workspace.report_title", "es", name="Íñigo") in text
+    assert tx("workspace.report_more_rows", "es", count=61 - 34) in text
+    assert "preocupado" in text or tx("therapist.barrier.fear", "es") in text
+    assert anna.last.filename.startswith("informe-Íñigo-")

@@ -58,21 +58,26 @@ async def _on_text(update: Update, context: Ctx) -> None:
         if route := OPEN_TEXT_ROUTES.get(state.partition(":")[0]):
             await route(update, context, session, user)
             return
-        if user is None or not user.consented:
-            loc = user_locale(user, update)
-            await update.effective_message.reply_text(t("general.hint_start", loc))
+        await dispatch_text(update, context, session, user)
+
+
+async def dispatch_text(update: Update, context: Ctx, session, user) -> None:
+    """Typed text by the usual routes (an open route that no longer applies hands it back)."""
+    if user is None or not user.consented:
+        loc = user_locale(user, update)
+        await update.effective_message.reply_text(t("general.hint_start", loc))
+        return
+    if onboarding.position(user) is not None:
+        await setup.on_text(update, context, session, user)
+        return
+    prefix = (user.conv_state or "").partition(":")[0]
+    if route := TEXT_ROUTES.get(prefix):
+        await route(update, context, session, user)
+        return
+    for route in TEXT_ROUTES.get("*", ()):  # e.g. a number while a check-in waits for one
+        if await route(update, context, session, user):
             return
-        if onboarding.position(user) is not None:
-            await setup.on_text(update, context, session, user)
-            return
-        prefix = (user.conv_state or "").partition(":")[0]
-        if route := TEXT_ROUTES.get(prefix):
-            await route(update, context, session, user)
-            return
-        for route in TEXT_ROUTES.get("*", ()):  # e.g. a number while a check-in waits for one
-            if await route(update, context, session, user):
-                return
-        await update.effective_message.reply_text(t("general.hint", user.language))
+    await update.effective_message.reply_text(t("general.hint", user.language))
 
 
 async def on_location(update: Update, context: Ctx) -> None:

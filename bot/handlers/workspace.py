@@ -22,7 +22,7 @@ import html
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Message, Update
@@ -52,7 +52,10 @@ REPLY_STATE = "tnrep"
 STEPS = ("lang", "tz", "day", "time")
 DIGEST_TIMES = ("07:00", "08:00", "09:00", "12:00", "16:00", "18:00")
 ID = re.compile(r"[0-9]{1,12}")
-BUTTONS_PER_MESSAGE = 90  # Telegram allows 100 buttons in one keyboard
+BUTTONS_PER_MESSAGE = 90
+# A note or answer must be typed within this time of pressing its button; later text goes
+# where it would otherwise have gone (a check-in's score, a setup answer...).
+NOTE_TYPING_WINDOW = timedelta(minutes=30)  # Telegram allows 100 buttons in one keyboard
 
 # ---- The patient page's keyboard: other features add rows here ----------------------------
 # Issue 17 ([Plan]) appends a builder: (link_id, therapist's locale) -> a row of buttons, or
@@ -614,7 +617,7 @@ async def start_note(update: Update, context: Ctx, link_id: int) -> None:
             await query.answer(t("workspace.not_available", loc), show_alert=True)
             return
         await query.answer()
-        patients.set_state(user, NOTE_STATE, {"link": link_id})
+        patients.set_state(user, NOTE_STATE, {"link": link_id, "at": now_iso(context)})
         await query.message.reply_text(
             t(
                 "workspace.note_ask",
@@ -638,6 +641,20 @@ async def cancel_note(update: Update, context: Ctx) -> None:
             await query.message.reply_text(t("workspace.note_cancelled", loc))
 
 
+def now_iso(context: Ctx) -> str:
+    return context.clock.now().isoformat()
+
+
+def note_is_stale(user: User, context: Ctx) -> bool:
+    """A note begun long ago: the text typed now is meant for something else (a check-in's
+    score, say), not for the therapist."""
+    try:
+        began = datetime.fromisoformat(str((user.conv_data or {}).get("at")))
+    except ValueError:
+        return True
+    return context.clock.now() - began > NOTE_TYPING_WINDOW
+
+
 def note_error(error: ValueError, text: str, loc: str) -> str:
     if str(error) == "too_long":
         return t("workspace.note_too_long", loc, count=len(text.strip()), max=workspace.NOTE_MAX)
@@ -646,6 +663,10 @@ def note_error(error: ValueError, text: str, loc: str) -> str:
 
 async def on_note_text(update: Update, context: Ctx, session: AsyncSession, user: User) -> None:
     """The therapist's typed note: stored, then sent to the patient after the commit."""
+    if note_is_stale(user, context):
+        patients.set_state(user, None)
+        await general.dispatch_text(update, context, session, user)
+        return
     message = update.effective_message
     loc = user.language
     text = message.text or ""
@@ -670,6 +691,10 @@ async def on_note_text(update: Update, context: Ctx, session: AsyncSession, user
 
 async def on_reply_text(update: Update, context: Ctx, session: AsyncSession, user: User) -> None:
     """The patient's typed answer: stored, then sent to the therapist after the commit."""
+    if note_is_stale(user, context):
+        patients.set_state(user, None)
+        await general.dispatch_text(update, context, session, user)
+        return
     message = update.effective_message
     loc = user.language
     text = message.text or ""
@@ -753,7 +778,7 @@ async def start_reply(update: Update, context: Ctx, note_id: int) -> None:
             await query.answer(t("workspace.link_ended", loc), show_alert=True)
             return
         await query.answer()
-        patients.set_state(user, REPLY_STATE, {"note": note_id})
+        patients.set_state(user, REPLY_STATE, {"note": note_id, "at": now_iso(context)})
         name = therapist_name(target.from_name, loc)
         await query.message.reply_text(
             t("workspace.reply_ask", loc, name=name, max=workspace.NOTE_MAX),

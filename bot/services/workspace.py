@@ -445,6 +445,8 @@ async def report_data(
     progress = await compute_progress(session, patient, now, weeks=PAGE_WEEKS)
     tz = digest.valid_zone(patient.timezone)
     start = progress.weeks[0].start
+    if patient.consent_at is not None:  # no days before the patient joined
+        start = max(start, patient.consent_at.astimezone(zone(tz)).date())
     start_at = wall_clock_instant(start, time(0), tz)
     rows = await _rows(session, patient, start_at, now + timedelta(seconds=1))
     return ReportData(first_name, start, progress.today, tz, rows, progress)
