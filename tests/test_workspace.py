@@ -168,6 +168,11 @@ async def test_menu_of_a_therapist_granted_from_the_command_line(app, fake, sess
     assert call["scope"]["chat_id"] == THERAPIST
     assert call["commands"][1]["description"] == tx("workspace.commands.patients", "da")
     assert await refresh_stale_menus(app.bot, app.bot_data.sessions) == 0
+    # /language changes the menu's language at once.
+    await dora.send("/language")
+    await dora.press("Español")
+    call = fake.calls_of("setMyCommands")[-1]
+    assert call["commands"][1]["description"] == tx("workspace.commands.patients", "es")
     # Removed from the CLI: the next /start takes the menu away.
     async with sessions() as s, s.begin():
         await therapists.revoke(s, THERAPIST)

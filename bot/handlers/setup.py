@@ -157,11 +157,15 @@ async def on_button(update: Update, context: Ctx) -> None:
             user.language = value  # before consent: only the language changes
             await query.answer()
             await query.message.reply_text(t("setup.language_set", value))
-            return
-        adv = await apply_button(session, user, kind, value, now, query.message)
-        await query.answer()
-        if adv is not None:
-            await after_advance(query.message, session, user, adv, context)
+        else:
+            adv = await apply_button(session, user, kind, value, now, query.message)
+            await query.answer()
+            if adv is not None:
+                await after_advance(query.message, session, user, adv, context)
+    if kind == "lang":  # after the commit: a therapist's own menu follows the language
+        from bot.handlers.workspace import menu_after_language
+
+        await menu_after_language(context, update.effective_user.id)
 
 
 async def apply_button(

@@ -92,6 +92,14 @@ async def sync_menu(context: Ctx, user: User, therapist_id: int | None) -> None:
                 therapist.menu_language = user.language
 
 
+async def menu_after_language(context: Ctx, telegram_id: int) -> None:
+    """/language changed a therapist's language: their chat's menu follows at once."""
+    async with context.sessions() as session:
+        user, therapist = await load_therapist(session, telegram_id)
+    if therapist is not None and therapist.menu_language != user.language:
+        await sync_menu(context, user, therapist.id)
+
+
 async def refresh_stale_menus(bot, sessions) -> int:
     """At start-up: every therapist whose chat menu was never set (granted from the command
     line) or is in another language than theirs gets it now. How many were set."""
