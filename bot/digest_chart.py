@@ -56,6 +56,7 @@ class ChartLabels:
     more: str | None = None  # "First 20 of 200 patients", when cut
     pain: str = "Pain"
     no_pain: str = "-"
+    decimal: str = "."  # the reader's decimal separator
 
 
 def has_data(rows: list[ChartRow]) -> bool:
@@ -121,7 +122,7 @@ def build(rows: list[ChartRow], labels: ChartLabels) -> Figure:
     pain_ax.set_xlim(0, 10)
     pain_ax.set_xticks([0, 5, 10])
     for i, r in enumerate(shown):
-        text = labels.no_pain if r.pain is None else f"{r.pain:.1f}"
+        text = labels.no_pain if r.pain is None else f"{r.pain:.1f}".replace(".", labels.decimal)
         x = 0.2 if r.pain is None else min(r.pain + 0.3, 8.2)
         pain_ax.text(
             x,
@@ -139,7 +140,7 @@ def build(rows: list[ChartRow], labels: ChartLabels) -> Figure:
         ax.tick_params(labelsize=MIN_PT)
         ax.spines[["top", "right"]].set_visible(False)
     fig.text(
-        0.02, 1 - 0.3 / height, labels.title, fontsize=MIN_PT + 3, va="center", parse_math=False
+        0.02, 1 - 0.3 / height, labels.title, fontsize=MIN_PT + 2, va="center", parse_math=False
     )
     if labels.more:
         fig.text(0.02, 0.08 / height, labels.more, fontsize=MIN_PT, color=MUTED, parse_math=False)

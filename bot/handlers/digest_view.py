@@ -176,14 +176,16 @@ def chart(digest: Digest, tz: str, loc: str) -> tuple[bytes, str]:
         more = t("therapist.chart_more", loc, shown=shown, count=len(rows))
     period = period_text(digest, tz, loc)
     labels = digest_chart.ChartLabels(
-        title=t("therapist.chart_title", loc, period=period),
+        title=t("workspace.chart_title", loc, period=period),
         done=t("workspace.chart_sessions", loc),
         planned=t("therapist.chart_planned", loc),
         more=more,
         pain=t("workspace.chart_pain", loc),
         no_pain=t("workspace.chart_no_pain", loc),
+        decimal=t("progress.decimal_separator", loc),
     )
-    return digest_chart.render(rows, labels), t("therapist.chart_caption", loc, period=period)
+    caption = t("workspace.chart_caption_digest", loc, period=period)
+    return digest_chart.render(rows, labels), caption
 
 
 def chart_rows(digest: Digest, loc: str) -> list[digest_chart.ChartRow]:
