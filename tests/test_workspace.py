@@ -221,10 +221,8 @@ async def test_patient_page_shows_weeks_flags_chart_and_buttons(app, fake, sessi
     page = anna.last.text
     assert page.startswith("Ben, shares with you since 23 November 2026")
     assert "Sessions: none planned (+2 logged on their own)" in page
-    assert (
-        "Sessions that were too much (a large rise, or 8+ after): 1; latest 25 November, 4 → 8"
-        in page
-    )
+    # The flags are the digest's (issue 13's rules), with their dates and numbers.
+    assert tx("therapist.flag.too_much", "en", count=1, date="25 November") in page
     assert "The morning after: better 0, same 0, worse 1" in page
     assert anna.messages[-2].photo is not None  # the chart
     assert anna.last.buttons == [

@@ -103,7 +103,7 @@ async def test_a_digest_that_failed_half_way_is_recorded_and_not_sent_again(
 
 
 def test_chart_caption_and_rows_use_weekly_pain():
-    week = digest.PatientWeek(1, name="Ana", planned=5, done=3, pain_sum=9, pain_n=2)
+    week = digest.PatientWeek(1, name="Ana", planned=5, done=3, pain_sum=12, pain_n=3)
     result = digest.Digest(1, digest.week_before(SLOT_UTC, "UTC"), [week])
     [row] = digest_view.chart_rows(result, "en")
-    assert (row.done, row.planned, row.pain) == (3, 5, 4.5)
+    assert (row.done, row.planned, row.pain) == (3, 5, 4.0)

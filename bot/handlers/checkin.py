@@ -15,12 +15,11 @@ from telegram.error import BadRequest
 from bot.context import Ctx
 from bot.db.models import CheckIn, User
 from bot.db.session import transaction
-from bot.handlers import general
+from bot.handlers import feedback_text, general
 from bot.handlers.ui import Button, keyboard, require_consent, user_locale
 from bot.i18n import t
-from bot.services import checkins, education, patients
+from bot.services import checkins, education, feedback, patients, safety
 from bot.services.checkins import Outcome
-from bot.services.education import Situation, situation_for_change
 from bot.services.parsing import parse_score
 
 ANSWER_KEYS = {
@@ -89,7 +88,12 @@ async def on_button(update: Update, context: Ctx) -> None:
             return
         if action == "nd":
             outcome = await checkins.record_next_day(session, checkin_id, user, value)
-            await answer_next_day(query, user, outcome, value)
+            text = None
+            if outcome is Outcome.OK:
+                verdict = checkins.morning_verdict(loaded.checkin, value)
+                linked = await checkins.shares_with_therapist(session, user)
+                text = feedback_text.morning_text(verdict, user.language, linked=linked)
+            await answer_next_day(query, user, outcome, text)
             return
         checkin = loaded.checkin
         if checkin is not None and action == "bar":
@@ -124,8 +128,9 @@ async def apply(action, value, checkin: CheckIn, user: User, context: Ctx, messa
     if action in ("skip", "cant"):
         return checkins.skip(checkin, now)
     if action in ("b", "a") and value.isdigit() and 0 <= int(value) <= 10:
-        record = checkins.record_before if action == "b" else checkins.record_after
-        return record(checkin, int(value))
+        return await record_score(action, checkin, int(value), user, context, session)
+    if action == "gentle":
+        return checkins.gentle(checkin)
     if action == "done":
         return checkins.done(checkin, now)
     if action == "e" and value in (*checkins.EFFORTS, "none"):
@@ -133,13 +138,40 @@ async def apply(action, value, checkin: CheckIn, user: User, context: Ctx, messa
     return Outcome.WRONG_STEP  # forged or unknown: change nothing
 
 
-def next_question(action: str, checkin: CheckIn, loc: str) -> tuple[str, InlineKeyboardMarkup]:
-    """What follows a pain score: after the one before, "do your session"; after the one
-    after, the optional effort question."""
+async def record_score(action: str, checkin: CheckIn, score: int, user: User, context, session):
+    """The pain before or after; the one after is judged against the patient's usual level."""
+    if action == "b":
+        return checkins.record_before(checkin, score)
+    usual = await checkins.usual_level(
+        session, user, context.clock.now(), exclude_checkin=checkin.id
+    )
+    return checkins.record_after(checkin, score, usual=usual)
+
+
+def next_question(
+    action: str,
+    checkin: CheckIn,
+    loc: str,
+    pre: feedback.PreSession | None = None,
+    tz: str | None = None,
+) -> tuple[str, InlineKeyboardMarkup]:
+    """What follows a pain score: after the one before, "do your session" (for pain 8+: a
+    gentle version or skip, with the safety line; Done stays possible); after the one after,
+    the optional effort question."""
     c = f"ci:{checkin.id}"
     if action == "b":
-        rows = [[(t("checkin.done", loc), f"{c}:done")], [(t("checkin.cant", loc), f"{c}:cant")]]
-        return t("checkin.go_exercise", loc, score=checkin.pain_before), keyboard(rows)
+        pre = pre or feedback.before_session(checkin.pain_before)
+        if pre.high:
+            rows = [
+                [(t("feedback.gentle", loc), f"{c}:gentle"), (t("checkin.skip", loc), f"{c}:cant")],
+                [(t("checkin.done", loc), f"{c}:done")],
+            ]
+        else:
+            rows = [
+                [(t("checkin.done", loc), f"{c}:done")],
+                [(t("checkin.cant", loc), f"{c}:cant")],
+            ]
+        return feedback_text.before_text(pre, loc, tz), keyboard(rows)
     rows = [
         [(t(f"checkin.effort_{e}", loc), f"{c}:e:{e}") for e in checkins.EFFORTS],
         [(t("checkin.effort_skip", loc), f"{c}:e:none")],
@@ -161,8 +193,15 @@ async def compose_next(action, checkin: CheckIn, user: User, context: Ctx, sessi
         return t("checkin.snoozed", loc, time=local.strftime("%H:%M")), None
     if action in ("skip", "cant"):
         return barrier_question(checkin, loc)
-    if action in ("b", "a"):
+    if action == "b":
+        last = await checkins.last_next_morning(session, user, checkin.id)
+        pre = feedback.before_session(checkin.pain_before, last_next_morning=last)
+        return next_question(action, checkin, loc, pre, user.timezone)
+    if action == "a":
         return next_question(action, checkin, loc)
+    if action == "gentle":
+        rows = [[(t("checkin.done", loc), f"{c}:done")], [(t("checkin.cant", loc), f"{c}:cant")]]
+        return t("feedback.gentle_go", loc), keyboard(rows)
     if action == "done":
         return ask_score_text(loc, "checkin.ask_after"), keyboard(score_keypad(f"{c}:a"))
     if action == "e":
@@ -172,7 +211,10 @@ async def compose_next(action, checkin: CheckIn, user: User, context: Ctx, sessi
         session, user.id, situation, rng=context.bot_data.rng, now=context.clock.now()
     )
     lead = t(f"checkin.barrier_reply_{checkin.barrier}", loc)
-    return f"{lead}\n\n{education.render_tip(tip, loc)}", None
+    text = f"{lead}\n\n{education.render_tip(tip, loc)}"
+    if checkin.barrier == "pain":  # "pain too high": the clinician safety line, always
+        text += "\n\n" + feedback_text.safety_line(user.timezone, loc)
+    return text, None
 
 
 def barrier_question(checkin: CheckIn, loc: str) -> Reply:
@@ -192,36 +234,38 @@ def barrier_question(checkin: CheckIn, loc: str) -> Reply:
 
 
 async def result_text(checkin: CheckIn, user: User, context: Ctx, session) -> str:
-    """The tailored reply: the numbers, what they may mean (with a matching tip), any flag."""
+    """The reply from the clinical rules (bot/services/feedback.py): the numbers, what they
+    mean, a tip that fits, the flag note and, for pain 8+, the safety line."""
     loc = user.language
-    before, after = checkin.pain_before, checkin.pain_after
-    situation = situation_for_change(before, after)
-    lines = [t("checkin.result", loc, before=before, after=after)]
-    if await checkins.completed_count(session, user) == 1:
-        lines.append(t("checkin.first_session", loc))
+    now = context.clock.now()
+    usual = await checkins.usual_level(session, user, now, exclude_checkin=checkin.id)
+    assessment = checkins.assessment(checkin, usual)
     tip = await education.pick_tip(
         session,
         user.id,
-        situation,
+        education.for_checkin(assessment.situation),
         rng=context.bot_data.rng,
-        now=context.clock.now(),
-        with_numbers=situation is Situation.PAIN_FELL,
+        now=now,
     )
-    lines.append(education.render_tip(tip, loc, before=before, after=after))
-    if checkin.flagged:
-        lines.append(t("checkin.flagged", loc))
+    lines = feedback_text.result_lines(
+        assessment,
+        loc,
+        tip=education.render_tip(tip, loc),
+        first_session=await checkins.completed_count(session, user) == 1,
+        linked=assessment.flag and await checkins.shares_with_therapist(session, user),
+        tz=user.timezone,
+    )
     return "\n\n".join(lines)
 
 
-async def answer_next_day(query, user: User, outcome: Outcome, value: str) -> None:
+async def answer_next_day(query, user: User, outcome: Outcome, text: str | None) -> None:
     loc = user.language
-    if outcome is not Outcome.OK:
-        await query.answer(t(ANSWER_KEYS[outcome], loc))
+    if outcome is not Outcome.OK or text is None:
+        await query.answer(t(ANSWER_KEYS.get(outcome, "checkin.closed"), loc))
         return
     await query.answer()
     await drop_buttons(query.message)
-    key = "checkin.next_day_worse_reply" if value == "worse" else "checkin.next_day_thanks"
-    await query.message.reply_text(t(key, loc))
+    await query.message.reply_text(text)
 
 
 def next_day_markup(checkin_id: int, loc: str) -> InlineKeyboardMarkup:
@@ -243,13 +287,15 @@ async def on_typed_score(update: Update, context: Ctx, session, user: User) -> b
         score = parse_score(message.text or "")
     except ValueError as exc:
         key = "checkin.ask_before" if action == "b" else "checkin.ask_after"
+        lead = t(f"checkin.error_score_{exc}", loc)
+        if safety.needs_safety_net(message.text):  # a worried question, not a typo
+            lead = feedback_text.safety_net(user.timezone, loc, skip_button=False)
         await message.reply_text(
-            f"{t(f'checkin.error_score_{exc}', loc)}\n\n{ask_score_text(loc, key)}",
+            f"{lead}\n\n{ask_score_text(loc, key)}",
             reply_markup=keyboard(score_keypad(f"ci:{checkin.id}:{action}")),
         )
         return True
-    record = checkins.record_before if action == "b" else checkins.record_after
-    record(checkin, score)
+    await record_score(action, checkin, score, user, context, session)
     text, markup = await compose_next(action, checkin, user, context, session)
     await message.reply_text(text, reply_markup=markup)
     return True
@@ -285,7 +331,10 @@ async def record_pain_text(message, context: Ctx, session, user: User, text: str
         return
     await checkins.record_pain(session, user, score, context.clock.now())
     patients.set_state(user, None)
-    await message.reply_text(t("pain.recorded", loc, score=score))
+    text = t("pain.recorded", loc, score=score)
+    if feedback.is_high(score):  # pain 8+: the clinician safety line
+        text += "\n\n" + feedback_text.safety_line(user.timezone, loc)
+    await message.reply_text(text)
 
 
 async def on_pain_text(update: Update, context: Ctx, session, user: User) -> None:

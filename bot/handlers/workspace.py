@@ -39,7 +39,7 @@ from bot.handlers.setup import zone_label
 from bot.handlers.therapist import require_therapist
 from bot.handlers.ui import Button, chunk, format_when, keyboard, user_locale, weekday_name
 from bot.i18n import SUPPORTED_LOCALES, t
-from bot.services import digest, feedback, patients, therapists, workspace
+from bot.services import digest, patients, therapists, workspace
 from bot.services.parsing import parse_days, parse_language
 from bot.services.schedule_rules import mask_days, parse_hhmm, parse_times, zone
 from bot.services.timezones import SUGGESTED, is_valid_zone, match_zone
@@ -518,8 +518,8 @@ def page_text(page: workspace.PatientPage, tz: str, loc: str) -> str:
     lines += ["", t("workspace.page_flags_title", loc)]
     if not page.flags:
         lines.append(t("workspace.page_flags_none", loc))
-    for flag in page.flags:
-        lines.append(flag_line(flag, loc))
+    for flag in page.flags:  # worded as in the digest
+        lines.append(digest_view._flag_line(flag, page.current, loc))
     if page.notes:
         lines += ["", t("workspace.page_notes_title", loc)]
         for note in page.notes:
@@ -540,42 +540,6 @@ def barrier_list(barriers: dict[str, int], loc: str) -> str:
         for b, c in barriers.items()
         if c
     )
-
-
-def flag_line(flag: feedback.Flag, loc: str) -> str:
-    """One flag of the clinical rules as a sentence with its day and numbers."""
-    kind = feedback.FlagKind(flag.kind)
-    n = flag.numbers
-    values: dict[str, object] = {
-        "date": digest_view.day_month(flag.on, loc) if flag.on else "",
-    }
-    key = str(kind)
-    if kind is feedback.FlagKind.HIGH_PAIN:
-        values["score"] = int(n["score"])
-        if "usual" in n:
-            key = "high_pain_usual"
-            values["usual"] = digest_view.number(n["usual"], loc)
-    elif kind is feedback.FlagKind.AVERAGE_UP:
-        values.update(
-            previous=digest_view.number(n["previous"], loc),
-            current=digest_view.number(n["current"], loc),
-        )
-    elif kind is feedback.FlagKind.TOO_MUCH:
-        values.update(count=int(n["count"]), before=int(n["before"]), after=int(n["after"]))
-    elif kind is feedback.FlagKind.WORSE_MORNINGS:
-        values["count"] = int(n["worse"])
-    elif kind is feedback.FlagKind.HIGH_BEFORE:
-        values["count"] = int(n["days"])
-    elif kind is feedback.FlagKind.ADHERENCE_FALLING:
-        values.update(
-            earlier=t("progress.percent", loc, value=round(100 * n["earlier"])),
-            recent=t("progress.percent", loc, value=round(100 * n["recent"])),
-        )
-    elif kind is feedback.FlagKind.BARRIERS:
-        values["list"] = barrier_list({b: int(c) for b, c in n.items()}, loc)
-    elif kind is feedback.FlagKind.INACTIVE and flag.on is None:
-        key = "inactive_never"
-    return "⚠️ " + t(f"workspace.flag.{key}", loc, **values)
 
 
 async def open_page(update: Update, context: Ctx, link_id: int) -> None:

@@ -23,7 +23,7 @@ marked as such.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -86,6 +86,10 @@ BARRIER_REPEATS = 2
 WORRYING_BARRIERS = ("pain", "fear")
 # The personal before/after effect line in /progress needs at least this many sessions.
 EFFECT_MIN_SESSIONS = 3
+# No completed session on the last this-many scheduled days is flagged (inactivity).
+INACTIVE_DAYS = 4
+# The usual level in the weekly summary: the resting scores of the four weeks before the week.
+DIGEST_USUAL_WEEKS = 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,11 +308,17 @@ def next_morning_verdict(
 
 def weekly_average(scores: Iterable[int]) -> float | None:
     """The week's average pain (resting scores: before sessions and /pain), None with fewer
-    than WEEK_MIN_SCORES. /progress and the digest both call this."""
+    than WEEK_MIN_SCORES. /progress calls this with the scores, the digest with their sum and
+    count (``average_of``): the same rule."""
     values = list(scores)
-    if len(values) < WEEK_MIN_SCORES:
+    return average_of(sum(values), len(values))
+
+
+def average_of(total: float, count: int) -> float | None:
+    """A week's average from its sum and count; None with fewer than WEEK_MIN_SCORES."""
+    if count < WEEK_MIN_SCORES:
         return None
-    return fmean(values)
+    return total / count
 
 
 class Trend(StrEnum):
@@ -377,29 +387,57 @@ def high_pain_flag(scores: Iterable[tuple[date, int]], usual: float | None) -> F
     return None
 
 
+# Each weekly-summary rule comes in two forms with one body: from the records (``..._flag``,
+# a list of scores or (day, value) pairs, e.g. for the therapist's patient page) and from
+# counts a set-based query already made (``..._counted``, the weekly digest).
+
+
 def average_up_flag(previous: Sequence[int], current: Sequence[int]) -> Flag | None:
     """The weekly average up by MEANINGFUL_POINTS or more, each week with WEEK_MIN_SCORES+."""
-    before, now = weekly_average(previous), weekly_average(current)
-    if before is None or now is None or now - before < MEANINGFUL_POINTS - 1e-9:
+    return average_up_counted(weekly_average(previous), weekly_average(current))
+
+
+def average_up_counted(previous: float | None, current: float | None) -> Flag | None:
+    """The same from two weekly averages (``average_of``: None without enough scores)."""
+    if previous is None or current is None or current - previous < MEANINGFUL_POINTS - 1e-9:
         return None
-    return Flag(FlagKind.AVERAGE_UP, None, {"previous": before, "current": now})
+    return Flag(FlagKind.AVERAGE_UP, None, {"previous": previous, "current": current})
+
+
+def too_much_flag(sessions: int, last: date | None) -> Flag | None:
+    """Sessions flagged at check-in (too much for the load) or by their next morning."""
+    if sessions <= 0:
+        return None
+    return Flag(FlagKind.TOO_MUCH, last, {"sessions": sessions})
 
 
 def worse_mornings_flag(mornings: Iterable[tuple[date, str, bool]]) -> Flag | None:
     """Next-morning answers of the week as (day, answer, session flagged): "worse" twice, or
     once after a flagged session."""
     worse = [(day, flagged) for day, answer, flagged in mornings if answer == "worse"]
-    if len(worse) >= WORSE_MORNINGS or any(flagged for _, flagged in worse):
-        return Flag(FlagKind.WORSE_MORNINGS, max(d for d, _ in worse), {"worse": len(worse)})
+    after_flagged = sum(1 for _, flagged in worse if flagged)
+    last = max((d for d, _ in worse), default=None)
+    return worse_mornings_counted(len(worse), after_flagged, last)
+
+
+def worse_mornings_counted(worse: int, worse_after_flagged: int, last: date | None) -> Flag | None:
+    """Next-morning "worse" WORSE_MORNINGS times in the week, or once after a flagged session."""
+    if worse >= WORSE_MORNINGS or worse_after_flagged > 0:
+        return Flag(FlagKind.WORSE_MORNINGS, last, {"worse": worse})
     return None
 
 
 def high_before_flag(befores: Iterable[tuple[date, int]]) -> Flag | None:
     """Pain 8+ before a session on HIGH_BEFORE_DAYS or more different days."""
     days = sorted({day for day, score in befores if score >= HIGH_PAIN})
-    if len(days) < HIGH_BEFORE_DAYS:
+    return high_before_counted(len(days), days[-1] if days else None)
+
+
+def high_before_counted(days: int, last: date | None) -> Flag | None:
+    """Pain 8+ (HIGH_PAIN) before a session on HIGH_BEFORE_DAYS or more different days."""
+    if days < HIGH_BEFORE_DAYS:
         return None
-    return Flag(FlagKind.HIGH_BEFORE, days[-1], {"days": len(days)})
+    return Flag(FlagKind.HIGH_BEFORE, last, {"days": days})
 
 
 def adherence_falling_flag(
@@ -419,12 +457,23 @@ def barriers_flag(barriers: Iterable[tuple[date, str]]) -> Flag | None:
     """The barriers "pain too high" or "afraid it will hurt" given BARRIER_REPEATS+ times
     (each counted on its own); other reasons are shown as information, never flagged."""
     counts: dict[str, int] = {}
-    last: dict[str, date] = {}
+    last: date | None = None
     for day, barrier in barriers:
         if barrier in WORRYING_BARRIERS:
             counts[barrier] = counts.get(barrier, 0) + 1
-            last[barrier] = max(day, last.get(barrier, day))
-    repeated = {b: n for b, n in counts.items() if n >= BARRIER_REPEATS}
+            last = day if last is None else max(last, day)
+    return barriers_counted(counts, last)
+
+
+def barriers_counted(counts: Mapping[str, int], last: date | None) -> Flag | None:
+    """The same from counts per barrier and the latest day of a worrying one."""
+    repeated = {b: counts.get(b, 0) for b in WORRYING_BARRIERS}
+    repeated = {b: n for b, n in repeated.items() if n >= BARRIER_REPEATS}
     if not repeated:
         return None
-    return Flag(FlagKind.BARRIERS, max(last[b] for b in repeated), dict(repeated))
+    return Flag(FlagKind.BARRIERS, last, dict(repeated))
+
+
+def inactive_flag(inactive: bool) -> Flag | None:
+    """No completed session on the last INACTIVE_DAYS scheduled days."""
+    return Flag(FlagKind.INACTIVE, None, {"days": INACTIVE_DAYS}) if inactive else None

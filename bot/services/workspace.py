@@ -14,11 +14,10 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import CheckIn, PainScore, Therapist, TherapistLink, TherapistNote, User
+from bot.db.models import CheckIn, Therapist, TherapistLink, TherapistNote, User
 from bot.services import digest, feedback, reminders, therapists
 from bot.services.digest import PatientWeek, Period
 from bot.services.progress import Progress, compute_progress
-from bot.services.reminders import Status
 from bot.services.schedule_rules import wall_clock_instant, zone
 from bot.services.therapists import ACTIVE_LINK
 
@@ -100,11 +99,10 @@ async def patient_list(
     """Every patient sharing now, flagged first (most flags first), then by name."""
     result = (await digest.compute(session, [therapist.id], rolling_week(now)))[therapist.id]
     since = {p.link_id: p.since for p in await therapists.patients_of(session, therapist)}
-    listed = []
-    for p in result.patients:
-        patient = await session.get(User, p.patient_id)
-        flags = await current_flags(session, patient, now, p.inactive)
-        listed.append(ListedPatient(p.link_id, p.name, len(flags), since.get(p.link_id, now)))
+    listed = [
+        ListedPatient(p.link_id, p.name, len(p.flag_details), since.get(p.link_id, now))
+        for p in result.patients
+    ]
     return sorted(listed, key=lambda p: (-p.flags, (p.name or "").casefold(), p.link_id))
 
 
@@ -160,9 +158,10 @@ class PatientPage:
     name: str | None
     since: datetime
     weeks: list[tuple[Period, PatientWeek]]  # newest first, none before the patient joined
-    flags: list[feedback.Flag]  # current: the last 7 days, as issue 13's rules define them
+    flags: list[feedback.Flag]  # the last 7 days, by the digest's rules (issue 13)
     notes: list[NoteView]  # oldest first
     progress: Progress  # the chart's data (the patient's own weeks)
+    current: PatientWeek  # the last seven days (the flags' numbers refer to it)
 
 
 def page_periods(now: datetime, tz: str, weeks: int = PAGE_WEEKS) -> list[Period]:
@@ -210,70 +209,6 @@ async def _rows(
     return sorted(rows, key=lambda r: r.day)
 
 
-async def _scores(
-    session: AsyncSession, patient: User, rows: list[SessionRow], start: datetime
-) -> list[tuple[datetime, date, int]]:
-    """Every pain score since ``start``: /pain, and before and after sessions."""
-    tz = zone(digest.valid_zone(patient.timezone))
-    found = [
-        (at, at.astimezone(tz).date(), score)
-        for at, score in await session.execute(
-            select(PainScore.recorded_at, PainScore.score).where(
-                PainScore.user_id == patient.id, PainScore.recorded_at >= start
-            )
-        )
-    ]
-    for r in rows:
-        found += [(r.at, r.day, v) for v in (r.before, r.after) if v is not None and r.at]
-    return sorted(found)
-
-
-async def current_flags(
-    session: AsyncSession, patient: User, now: datetime, inactive: bool
-) -> list[feedback.Flag]:
-    """The patient's flags of the last seven days, by the clinical rules module (issue 13):
-    each with the day it is about and its numbers. ``inactive`` is the digest's finding."""
-    week = now - FLAG_WINDOW
-    rows = await _rows(session, patient, now - 4 * FLAG_WINDOW, now + timedelta(seconds=1))
-    scores = await _scores(session, patient, rows, now - 4 * FLAG_WINDOW)
-    this_week = [r for r in rows if r.at and r.at >= week]
-    current = [(d, v) for at, d, v in scores if at >= week]
-    previous = [v for at, d, v in scores if week - FLAG_WINDOW <= at < week]
-    usual = feedback.usual_level([v for at, _, v in scores if at < week])
-    flags = [
-        feedback.high_pain_flag(current, usual),
-        feedback.average_up_flag(previous, [v for _, v in current]),
-    ]
-    too_much = [r for r in this_week if r.flagged]
-    if too_much:
-        last = too_much[-1]
-        numbers = {"count": len(too_much), "before": last.before or 0, "after": last.after or 0}
-        flags.append(feedback.Flag(feedback.FlagKind.TOO_MUCH, last.day, numbers))
-    flags += [
-        feedback.worse_mornings_flag(
-            (r.day, r.next_morning, r.flagged) for r in this_week if r.next_morning
-        ),
-        feedback.high_before_flag((r.day, r.before) for r in this_week if r.before is not None),
-    ]
-    fortnight = now - 2 * FLAG_WINDOW
-    prompts = [r for r in rows if r.kind == "prompt" and r.at]
-    recent = [r for r in prompts if r.at >= fortnight]
-    earlier = [r for r in prompts if r.at < fortnight]
-    flags.append(
-        feedback.adherence_falling_flag(
-            sum(r.status == Status.COMPLETED for r in earlier),
-            len(earlier),
-            sum(r.status == Status.COMPLETED for r in recent),
-            len(recent),
-        )
-    )
-    flags.append(feedback.barriers_flag((r.day, r.barrier) for r in this_week if r.barrier))
-    if inactive:
-        done = [r.day for r in rows if r.status == Status.COMPLETED]
-        flags.append(feedback.Flag(feedback.FlagKind.INACTIVE, max(done) if done else None))
-    return [f for f in flags if f is not None]
-
-
 async def notes_between(
     session: AsyncSession, therapist_id: int, patient_id: int, limit: int = NOTES_ON_PAGE
 ) -> list[NoteView]:
@@ -312,7 +247,8 @@ async def patient_page(
         name=patient.display_name,
         since=linked.since,
         weeks=weeks,
-        flags=await current_flags(session, patient, now, current.inactive),
+        flags=current.flag_details,
+        current=current,
         notes=await notes_between(session, therapist.id, patient.id),
         progress=await compute_progress(session, patient, now, weeks=PAGE_WEEKS),
     )
