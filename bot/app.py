@@ -23,7 +23,17 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.context import BotApp, BotData, Ctx
 from bot.db.session import create_engine, make_session_factory
-from bot.handlers import checkin, general, progress, settings, setup, start, therapist, tips
+from bot.handlers import (
+    checkin,
+    general,
+    progress,
+    settings,
+    setup,
+    start,
+    therapist,
+    tips,
+    workspace,
+)
 from bot.handlers.menus import menu_commands
 from bot.i18n import SUPPORTED_LOCALES
 from bot.ratelimit import PriorityRateLimiter
@@ -105,7 +115,7 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CommandHandler("source", tips.source))
     app.add_handler(CommandHandler("therapist", therapist.my_therapists))
     app.add_handler(CommandHandler("invite", therapist.invite))
-    app.add_handler(CommandHandler("patients", therapist.patients_command))
+    app.add_handler(CommandHandler("patients", workspace.patients_command))
     app.add_handler(CommandHandler("digest", therapist.digest_command))
     app.add_handler(CommandHandler("grant", therapist.grant))
     app.add_handler(CommandHandler("revoke_therapist", therapist.revoke_role))
@@ -121,6 +131,7 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CallbackQueryHandler(checkin.on_button, pattern=r"^ci:"))
     app.add_handler(CallbackQueryHandler(checkin.on_pain_button, pattern=r"^pain:"))
     app.add_handler(CallbackQueryHandler(therapist.on_button, pattern=r"^tl:"))
+    app.add_handler(CallbackQueryHandler(workspace.on_button, pattern=r"^tw:"))
     app.add_handler(CallbackQueryHandler(progress.on_delete_button, pattern=r"^del:"))
     # Anything else pressed (forged data, buttons of a removed feature) gets an answer.
     app.add_handler(CallbackQueryHandler(general.on_unknown_button))
@@ -136,6 +147,7 @@ def register_handlers(app: BotApp) -> None:
 
     app.add_error_handler(general.on_error)
     checkin.register_text_routes()
+    workspace.register_text_routes()
 
 
 async def _post_init(app: BotApp) -> None:
@@ -144,6 +156,8 @@ async def _post_init(app: BotApp) -> None:
         schedule_jobs(app)
     for locale in (*SUPPORTED_LOCALES, None):
         await app.bot.set_my_commands(menu_commands(locale or "en"), language_code=locale)
+    # Therapists granted from the command line (or who changed language) get their own menu.
+    await workspace.refresh_stale_menus(app.bot, app.bot_data.sessions)
 
 
 async def _dispose_engine(app: BotApp) -> None:

@@ -312,7 +312,24 @@ async def test_a_therapist_links_a_patient_and_gets_the_weekly_digest(tmp_path):
         out = await demo.say(":clock +7d2h")
         title = tx("therapist.digest_title", "da", period="").strip(" ,")
         assert out.count(title) == 2 and "Ana" in out
-        assert saved_path(out, "da").read_bytes().startswith(PNG)
+        # Ana joined this Monday and has not exercised yet: no empty weeks, no empty chart.
+        assert tx("workspace.digest_not_yet", "da", date="23. november") in out
+        assert tx("workspace.digest_no_chart", "da") in out
+
+        # Issue 16: the therapist opens Ana's page and sends her a note; Ana answers.
+        out = await demo.say("/patients")
+        out = await demo.press("Ana", out)
+        assert tx("workspace.page_title", "da", name="Ana", since="23. november 2026") in out
+        out = await demo.press(tx("workspace.button_note", "da"), out)
+        out = await demo.say("Godt begyndt! Prøv 3 langsomme squats i morgen.")
+        assert tx("workspace.note_sent", "da", name="Ana") in out
+        out = await demo.say(":as patient")
+        assert "Godt begyndt! Prøv 3 langsomme squats i morgen." in out
+        out = await demo.press(tx("workspace.note_reply_button", "da"), out)
+        out = await demo.say("Tak, det gør jeg.")
+        assert tx("workspace.reply_sent", "da", name="Mette") in out
+        out = await demo.say(":as therapist")
+        assert "| Svar fra Ana:\n|\n| Tak, det gør jeg." in out
 
         # :lang goes through the bot's own /language flow.
         out = await demo.say(":lang es")

@@ -595,7 +595,8 @@ async def test_digest_on_demand_does_not_count_as_the_weekly_one(app, fake, sess
     assert anna.messages[-2].text.startswith(
         tx("therapist.digest_title_now", "en", period="23 November – 28 November 2026")
     )
-    assert anna.last.photo is not None
+    # Nothing recorded this week yet: a line of text, not an empty chart (issue 16).
+    assert anna.last.text == tx("workspace.digest_no_chart", "en")
     assert await digests_sent(sessions) == []
     async with sessions() as s, s.begin():
         await s.execute(update(Therapist).values(next_digest_at=SLOT_UTC))

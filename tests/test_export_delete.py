@@ -25,6 +25,7 @@ from bot.db.models import (
     Schedule,
     Therapist,
     TherapistLink,
+    TherapistNote,
     TipShown,
     User,
 )
@@ -351,6 +352,9 @@ async def populate_everything(s, user: User) -> Therapist:
     s.add(colleague)
     await s.flush()
     s.add(TherapistLink(therapist_id=colleague.id, patient_id=user.id, consented_at=NOW))
+    # Notes both ways: as this therapist's patient's, and as the colleague's patient.
+    s.add(TherapistNote(therapist_id=role.id, patient_id=patient.id, author="therapist", text="a"))
+    s.add(TherapistNote(therapist_id=colleague.id, patient_id=user.id, author="patient", text="b"))
     user.conv_state, user.conv_data = "delete", {"message_id": 1}
     await s.flush()
     return role
@@ -434,7 +438,13 @@ async def test_export_sends_the_csv_and_the_pdf(app, fake, clock, loc):
     )
     assert summary.filename == "paincoach-summary-2026-11-23.pdf"
     assert summary.text == tx("privacy_export.pdf_caption", loc)
-    assert summary.document.startswith(b"%PDF-") and page_count(summary.document) == 1
+    assert summary.document.startswith(b"%PDF-") and 1 <= page_count(summary.document) <= 2
+    # The clinic report (issue 16): the first name on top, the session in the table.
+    from tests.test_workspace import pdf_text
+
+    text, _ = pdf_text(summary.document)
+    assert tx("workspace.report_title", loc, name=user.first_name) in text
+    assert tx("workspace.report_status.completed", loc) in text
     assert not fake.errors
 
 

@@ -27,6 +27,15 @@ async def make_therapist(fake, sessions, uid=THERAPIST, name="Anna", loc="en"):
     return user
 
 
+async def patient_then_therapist(fake, sessions, uid=THERAPIST, name="Anna", loc="en"):
+    """A patient (set up) who is then granted the therapist role from the command line."""
+    user = fake.user(uid, name, language_code=loc)
+    await setup_through(user, loc)
+    async with sessions() as s, s.begin():
+        await therapists.grant(s, uid)
+    return user
+
+
 async def new_invite(therapist, args: str = "") -> str:
     await therapist.send(f"/invite {args}".strip())
     found = re.search(
@@ -268,8 +277,7 @@ async def test_revoked_codes(app, fake, sessions):
 
 
 async def test_own_link_and_already_linked(app, fake, sessions):
-    anna = await make_therapist(fake, sessions)
-    await setup_through(anna, "en")
+    anna = await patient_then_therapist(fake, sessions)
     code = await new_invite(anna, "multi")
     await anna.send(f"/start {code}")
     assert anna.last.text == tx("therapist.invite_own", "en")
@@ -374,8 +382,7 @@ async def test_therapist_command_before_consent_and_for_a_therapist(app, fake, s
     eva = fake.user(PATIENT, "Eva", language_code="es")
     await eva.send("/therapist")
     assert eva.last.text == tx("settings.need_start", "es")
-    anna = await make_therapist(fake, sessions)
-    await setup_through(anna, "en")
+    anna = await patient_then_therapist(fake, sessions)
     await anna.send("/therapist")
     assert anna.last.text == "\n\n".join(
         (tx("therapist.shared_none", "en"), tx("therapist.you_are_therapist", "en"))

@@ -190,6 +190,10 @@ class Therapist(Base):
     digest_weekday: Mapped[int] = mapped_column(SmallInteger, default=0)  # 0 = Monday
     digest_time: Mapped[str] = mapped_column(String(5), default="08:00")
     next_digest_at: Mapped[datetime | None] = mapped_column(index=True)
+    # Issue 16: when the therapist finished their own start (language, zone, digest time),
+    # and the language their chat's command menu was last set in (NULL: not set yet).
+    settings_done_at: Mapped[datetime | None]
+    menu_language: Mapped[str | None] = mapped_column(String(8))
 
 
 class InviteCode(Base):
@@ -238,3 +242,21 @@ class DigestSent(Base):
     claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class TherapistNote(Base):
+    """A note between a therapist and a linked patient, either way (issue 16).
+
+    Hangs off both people: the patient's ``users`` row and the therapist's role row (itself
+    off the therapist's ``users`` row), so either side's /delete erases it.
+    """
+
+    __tablename__ = "therapist_notes"
+    __table_args__ = (Index("ix_therapist_notes_pair", "therapist_id", "patient_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id", ondelete="CASCADE"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(10))  # "therapist" | "patient"
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

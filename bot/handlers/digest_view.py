@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 from datetime import date, timedelta
 from typing import Any
 
@@ -16,8 +17,10 @@ from telegram import Bot
 from bot import digest_chart, l10n
 from bot.i18n import t
 from bot.services import feedback
-from bot.services.digest import Digest, Flag, PatientWeek
+from bot.services.digest import Digest, Flag, PatientWeek, Period
 from bot.services.schedule_rules import zone
+
+log = logging.getLogger(__name__)
 
 # sendMessage: at most 4096 characters (UTF-16 code units) after entity parsing. We measure
 # the HTML source, which is never shorter than what Telegram counts.
@@ -63,11 +66,20 @@ def patient_label(patient: PatientWeek, n: int, loc: str) -> str:
     return patient.name or t("therapist.patient_unnamed", loc, n=n)
 
 
-def patient_block(patient: PatientWeek, n: int, loc: str) -> str:
+def patient_block(
+    patient: PatientWeek, n: int, loc: str, period: Period | None = None, tz: str = "UTC"
+) -> str:
     """Everything about one patient: never split across messages."""
     p = patient
     name = html.escape(patient_label(p, n, loc))
     lines = [f"<b>{n}. {name}</b>" + (" ⚠️" if p.flags else "")]
+    if period is not None and p.joined is not None and p.joined >= period.start:
+        # A patient who joined this week (or after it) has no earlier weeks: no "0 of 0".
+        joined = day_month(p.joined.astimezone(zone(tz)).date(), loc)
+        if p.joined >= period.end:
+            lines.append(t("workspace.digest_not_yet", loc, date=joined))
+            return "\n".join(lines)
+        lines.append(t("workspace.digest_joined", loc, date=joined))
     sessions = t("therapist.digest_sessions", loc, done=p.done, planned=p.planned)
     if p.logged:
         sessions += t("therapist.digest_logged", loc, count=p.logged)
@@ -156,7 +168,7 @@ def render(digest: Digest, tz: str, loc: str, *, current: bool = False) -> list[
     if not digest.patients:
         return [f"{title}\n\n{t('therapist.digest_none', loc)}"]
     summary = t("therapist.digest_summary", loc, count=len(digest.patients), flagged=digest.flagged)
-    blocks = [patient_block(p, n, loc) for n, p in enumerate(digest.patients, 1)]
+    blocks = [patient_block(p, n, loc, digest.period, tz) for n, p in enumerate(digest.patients, 1)]
     return pack(f"{title}\n{summary}", blocks, t("therapist.digest_continued", loc))
 
 
@@ -186,22 +198,32 @@ def pack(
 
 def chart(digest: Digest, tz: str, loc: str) -> tuple[bytes, str]:
     """The practice's week as a PNG, and its caption (CPU work: run it in a thread)."""
-    rows = [
-        digest_chart.ChartRow(f"{n}. {patient_label(p, n, loc)}", p.done, p.planned)
-        for n, p in enumerate(digest.patients, 1)
-    ]
+    rows = chart_rows(digest, loc)
     shown = min(len(rows), digest_chart.MAX_BARS)
     more = None
     if len(rows) > shown:
         more = t("therapist.chart_more", loc, shown=shown, count=len(rows))
     period = period_text(digest, tz, loc)
     labels = digest_chart.ChartLabels(
-        title=t("therapist.chart_title", loc, period=period),
-        done=t("therapist.chart_done", loc),
+        title=t("workspace.chart_title", loc, period=period),
+        done=t("workspace.chart_sessions", loc),
         planned=t("therapist.chart_planned", loc),
         more=more,
+        pain=t("workspace.chart_pain", loc),
+        no_pain=t("workspace.chart_no_pain", loc),
+        decimal=t("progress.decimal_separator", loc),
     )
-    return digest_chart.render(rows, labels), t("therapist.chart_caption", loc, period=period)
+    caption = t("workspace.chart_caption_digest", loc, period=period)
+    return digest_chart.render(rows, labels), caption
+
+
+def chart_rows(digest: Digest, loc: str) -> list[digest_chart.ChartRow]:
+    return [
+        digest_chart.ChartRow(
+            f"{n}. {patient_label(p, n, loc)}", p.done + p.logged, p.planned, p.pain_avg
+        )
+        for n, p in enumerate(digest.patients, 1)
+    ]
 
 
 async def send_digest(
@@ -212,14 +234,28 @@ async def send_digest(
     loc: str,
     *,
     current: bool = False,
+    delivered: list[str] | None = None,
     **send_kwargs: Any,
 ) -> int:
-    """Send the text messages, then the chart; how many messages went out."""
+    """Send the text messages, then the chart; how many messages went out.
+
+    ``delivered`` collects each text as it goes out, so a caller whose send failed half-way
+    knows a part of the digest already reached the therapist (and must not send it again).
+    """
     texts = render(digest, tz, loc, current=current)
     for text in texts:
         await bot.send_message(chat_id, text, **send_kwargs)
+        if delivered is not None:
+            delivered.append(text)
     if not digest.patients:
         return len(texts)
-    png, caption = await asyncio.to_thread(chart, digest, tz, loc)
+    if not digest_chart.has_data(chart_rows(digest, loc)):
+        await bot.send_message(chat_id, t("workspace.digest_no_chart", loc), **send_kwargs)
+        return len(texts) + 1
+    try:
+        png, caption = await asyncio.to_thread(chart, digest, tz, loc)
+    except Exception:  # noqa: BLE001 - the texts went out; a chart bug must not resend them
+        log.exception("digest chart failed; the text was sent without it")
+        return len(texts)
     await bot.send_photo(chat_id, png, caption=caption, **send_kwargs)
     return len(texts) + 1

@@ -19,6 +19,12 @@ log = logging.getLogger(__name__)
 
 # Other features register text routes: conv_state prefix -> handler(update, ctx, session, user).
 TEXT_ROUTES: dict = {}
+# Routes that also serve people who never consented as patients (a therapist typing their own
+# settings or a note): conv_state prefix -> handler(update, ctx, session, user), checked first.
+OPEN_TEXT_ROUTES: dict = {}
+# Called after on_text's transaction, with whether it committed: (update, ctx, committed).
+# E.g. a note typed above goes out only now, and not at all if nothing was stored.
+AFTER_TEXT: list = []
 
 
 async def private_only(update: Update, context: Ctx) -> None:
@@ -36,26 +42,45 @@ async def private_only(update: Update, context: Ctx) -> None:
 
 async def on_text(update: Update, context: Ctx) -> None:
     """Typed text: an answer to the step the patient is at, or a hint of what to do."""
+    committed = False
+    try:
+        await _on_text(update, context)
+        committed = True
+    finally:
+        for after in AFTER_TEXT:  # each drops what it kept if the transaction failed
+            await after(update, context, committed)
+
+
+async def _on_text(update: Update, context: Ctx) -> None:
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
-        if user is None or not user.consented:
-            loc = user_locale(user, update)
-            await update.effective_message.reply_text(t("general.hint_start", loc))
-            return
-        if onboarding.position(user) is not None:
-            await setup.on_text(update, context, session, user)
-            return
-        prefix = (user.conv_state or "").partition(":")[0]
-        if route := TEXT_ROUTES.get(prefix):
+        state = (user.conv_state or "") if user else ""
+        if route := OPEN_TEXT_ROUTES.get(state.partition(":")[0]):
             await route(update, context, session, user)
             return
-        for route in TEXT_ROUTES.get("*", ()):  # e.g. a number while a check-in waits for one
-            if await route(update, context, session, user):
-                return
-        if safety.needs_safety_net(update.effective_message.text):
-            await reply_safety_net(update, context, session, user)
+        await dispatch_text(update, context, session, user)
+
+
+async def dispatch_text(update: Update, context: Ctx, session, user) -> None:
+    """Typed text by the usual routes (an open route that no longer applies hands it back)."""
+    if user is None or not user.consented:
+        loc = user_locale(user, update)
+        await update.effective_message.reply_text(t("general.hint_start", loc))
+        return
+    if onboarding.position(user) is not None:
+        await setup.on_text(update, context, session, user)
+        return
+    prefix = (user.conv_state or "").partition(":")[0]
+    if route := TEXT_ROUTES.get(prefix):
+        await route(update, context, session, user)
+        return
+    for route in TEXT_ROUTES.get("*", ()):  # e.g. a number while a check-in waits for one
+        if await route(update, context, session, user):
             return
-        await update.effective_message.reply_text(t("general.hint", user.language))
+    if safety.needs_safety_net(update.effective_message.text):
+        await reply_safety_net(update, context, session, user)
+        return
+    await update.effective_message.reply_text(t("general.hint", user.language))
 
 
 async def reply_safety_net(update: Update, context: Ctx, session, user) -> None:

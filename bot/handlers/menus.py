@@ -1,10 +1,14 @@
-"""The command menu (setMyCommands) in the language the patient chose in the bot.
+"""One chat's own command menu (``setMyCommands`` with ``BotCommandScopeChat``).
 
 Telegram shows each user the menu of the narrowest scope that has one: a menu set for their
-chat (BotCommandScopeChat) wins over the per-language defaults registered at start-up. So when
-a patient picks or changes their language here, their chat gets the menu in that language,
-whatever language their Telegram app is in. One function, so therapist commands (and any
-later role) are added in one place.
+chat wins over the per-language defaults registered at start-up. So a patient's chat gets the
+patient menu in the language they chose in the bot (whatever language their Telegram app is
+in), and a therapist's chat gets their own commands first (issue 16), followed by the patient
+commands if they also use the bot for themselves. One function, so any later role is added in
+one place.
+
+Called after the transaction commits (it talks to Telegram); a failure is logged, never
+raised: a menu is a convenience, and the next /start (or start-up) sets it again.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ MENU_COMMANDS = (
     "delete",
     "help",
 )
+THERAPIST_COMMANDS = ("patients", "invite", "digest", "settings", "help")
 
 
 def menu_commands(loc: str) -> list[BotCommand]:
@@ -43,12 +48,24 @@ def menu_commands(loc: str) -> list[BotCommand]:
     return [BotCommand(c, t(f"commands.{c}", loc)) for c in MENU_COMMANDS]
 
 
-async def refresh_chat_menu(bot: Bot, user: User) -> None:
-    """Set this patient's chat menu to their chosen language. Best effort: a failure only
-    leaves Telegram's per-language default in place, so it is logged, never raised."""
+def chat_commands(loc: str, *, therapist: bool, patient: bool) -> list[BotCommand]:
+    """The menu of one chat: a therapist's commands first, then the patient's if they are one."""
+    if not therapist:
+        return menu_commands(loc)
+    commands = [BotCommand(c, t(f"workspace.commands.{c}", loc)) for c in THERAPIST_COMMANDS]
+    if patient:
+        commands += [c for c in menu_commands(loc) if c.command not in THERAPIST_COMMANDS]
+    else:
+        commands.insert(0, BotCommand("start", t("workspace.commands.start", loc)))
+    return commands
+
+
+async def refresh_chat_menu(bot: Bot, user: User, *, therapist: bool = False) -> bool:
+    """Set this chat's own menu in the user's chosen language; whether Telegram accepted it."""
+    commands = chat_commands(user.language, therapist=therapist, patient=user.consented)
     try:
-        await bot.set_my_commands(
-            menu_commands(user.language), scope=BotCommandScopeChat(user.telegram_id)
-        )
-    except TelegramError:
-        log.warning("could not set the command menu for user %s", user.id, exc_info=True)
+        await bot.set_my_commands(commands, scope=BotCommandScopeChat(user.telegram_id))
+    except TelegramError as exc:
+        log.info("could not set the menu of chat %s: %s", user.telegram_id, exc)
+        return False
+    return True

@@ -13,14 +13,14 @@ from datetime import date
 
 from telegram import Update
 
-from bot import l10n
+from bot import l10n, report
 from bot.charts import render_progress_chart, short_date
 from bot.context import Ctx
 from bot.db.session import transaction
 from bot.handlers.checkin import drop_buttons
 from bot.handlers.ui import keyboard, require_consent, telegram_locale, user_locale
 from bot.i18n import t
-from bot.services import export, feedback, patients, therapists
+from bot.services import export, feedback, patients, therapists, workspace
 from bot.services.progress import Progress, compute_progress
 
 # --- Text --------------------------------------------------------------------------------------
@@ -101,25 +101,6 @@ def summary_lines(progress: Progress, loc: str) -> list[str]:
     return lines
 
 
-def summary_pdf(progress: Progress, timezone: str, loc: str) -> bytes:
-    """The one-page PDF for the clinic: the /progress text and the chart."""
-    chart = render_progress_chart(progress, loc) if progress.has_data else None
-    subtitle = t(
-        "privacy_export.pdf_subtitle",
-        loc,
-        start=long_date(progress.weeks[0].start, loc),
-        end=long_date(progress.today, loc),
-        zone=timezone,
-    )
-    return export.build_summary_pdf(
-        t("privacy_export.pdf_title", loc),
-        subtitle,
-        summary_lines(progress, loc)[1:],  # the PDF has its own title
-        chart,
-        t("privacy_export.pdf_footer", loc),
-    )
-
-
 # --- Handlers ----------------------------------------------------------------------------------
 
 
@@ -149,9 +130,11 @@ async def export_command(update: Update, context: Ctx) -> None:
             return
         loc = user.language
         bundle = await export.collect(session, user, now)
+        # The same clinic report a therapist gets (issue 16), under the patient's first name.
+        data = await workspace.report_data(session, user, update.effective_user.first_name, now)
     progress = bundle.progress
     # CPU-bound (matplotlib, fpdf2): off the event loop, so other patients are not kept waiting.
-    pdf = await asyncio.to_thread(summary_pdf, progress, bundle.timezone, loc)
+    pdf = await asyncio.to_thread(report.build_report, data, loc)
     stamp = progress.today.isoformat()
     message = update.effective_message
     await message.reply_document(

@@ -35,10 +35,15 @@ HELP_COMMANDS = (
 
 async def help_command(update: Update, context: Ctx) -> None:
     """List the commands, in the patient's language."""
+    from bot.handlers.workspace import help_lines  # issue 16: the therapist's commands
+
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
         loc = user_locale(user, update)
+        therapist_lines = await help_lines(session, user, loc)
     lines = [f"/{c} - {t(f'commands.{c}', loc)}" for c in HELP_COMMANDS]
+    if therapist_lines:
+        lines = [*therapist_lines, "", t("workspace.help_patient", loc), *lines]
     # Clinician safety text (red flags, the emergency number for the patient's time zone).
     flags = feedback_text.red_flags(user.timezone if user else None, loc)
     await update.effective_message.reply_text(
@@ -67,6 +72,10 @@ async def language(update: Update, context: Ctx) -> None:
 
 async def settings_menu(update: Update, context: Ctx) -> None:
     """Show the current settings with a button for each thing that can change."""
+    from bot.handlers.workspace import therapist_settings  # issue 16
+
+    if await therapist_settings(update, context):
+        return
     now = context.clock.now()
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)

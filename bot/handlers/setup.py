@@ -219,6 +219,14 @@ async def on_button(update: Update, context: Ctx) -> None:
                 await after_advance(query.message, session, user, adv, context)
             language_changed = user.language != old_language or kind == "lang"
     if language_changed:  # after the commit: the menu follows the language chosen here
+        await menu_follows_language(context, user)
+
+
+async def menu_follows_language(context: Ctx, user: User) -> None:
+    """The chat's own menu in the language just chosen: a therapist's, or the patient one."""
+    from bot.handlers.workspace import menu_after_language  # workspace imports this module
+
+    if not await menu_after_language(context, user.telegram_id):
         await refresh_chat_menu(context.bot, user)
 
 
@@ -289,7 +297,7 @@ async def on_text(update: Update, context: Ctx, session: AsyncSession, user: Use
         code = parse_language(text)
         if code:
             adv = await onboarding.choose_language(session, user, code, now)
-            await refresh_chat_menu(context.bot, user)
+            await menu_follows_language(context, user)
         else:
             error_key = "setup.error_language"
     elif pos.step == Step.TIMEZONE:

@@ -19,6 +19,11 @@ async def start(update: Update, context: Ctx) -> None:
     if context.args:  # a deep link: t.me/<bot>?start=<invite code>
         await therapist.open_invite(update, context)
         return
+    # A therapist gets their own welcome and settings first (issue 16); True when that is all.
+    from bot.handlers.workspace import therapist_start  # imports this module's neighbours
+
+    if await therapist_start(update, context):
+        return
     tg = update.effective_user
     now = context.clock.now()
     async with transaction(context.sessions) as session:

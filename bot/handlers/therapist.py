@@ -22,7 +22,7 @@ from telegram.error import TelegramError
 from bot.context import Ctx
 from bot.db.models import Therapist, User
 from bot.db.session import transaction
-from bot.handlers import digest_view, general, setup
+from bot.handlers import digest_view, general, menus, setup
 from bot.handlers.checkin import drop_buttons
 from bot.handlers.ui import keyboard, language_known, require_consent, user_locale
 from bot.i18n import t
@@ -340,33 +340,6 @@ async def invite(update: Update, context: Ctx) -> None:
         await update.effective_message.reply_text(text)
 
 
-async def patients_command(update: Update, context: Ctx) -> None:
-    """/patients: who shares with me (only confirmed, not revoked)."""
-    async with transaction(context.sessions) as session:
-        found = await require_therapist(update, session)
-        if found is None:
-            return
-        user, therapist = found
-        linked = await therapists.patients_of(session, therapist)
-    loc = user.language
-    if not linked:
-        await update.effective_message.reply_text(t("therapist.patients_none", loc))
-        return
-    lines = [
-        t(
-            "therapist.patients_item",
-            loc,
-            n=n,
-            name=html.escape(p.name or t("therapist.patient_unnamed", loc, n=n)),
-            since=day_text(p.since, user.timezone, loc),
-        )
-        for n, p in enumerate(linked, 1)
-    ]
-    head = t("therapist.patients_title", loc, count=len(linked))
-    for text in digest_view.pack(head, lines, separator="\n"):
-        await update.effective_message.reply_text(text)
-
-
 async def digest_command(update: Update, context: Ctx) -> None:
     """/digest: this week so far, on demand (the weekly digest still comes on its day)."""
     now = context.clock.now()
@@ -420,3 +393,11 @@ async def set_role(update: Update, context: Ctx, *, add: bool) -> None:
             (False, False): "role_not_found",
         }[(add, changed)]
         await update.effective_message.reply_text(t(f"therapist.{key}", loc, id=target))
+        person = await patients.get_user(session, target) if changed else None
+    if person is not None:  # after the commit: their menu follows the role at once
+        ok = await menus.refresh_chat_menu(context.bot, person, therapist=add)
+        if ok and add:
+            async with transaction(context.sessions) as session:
+                role = await therapists.get_therapist(session, person.id)
+                if role is not None:
+                    role.menu_language = person.language

@@ -99,6 +99,7 @@ class DigestSender:
             await self._finish(claim, "no patients", sent=False)
             report.empty += 1
             return
+        delivered: list[str] = []
         async with self._gate:
             try:
                 count = await digest_view.send_digest(
@@ -107,16 +108,26 @@ class DigestSender:
                     result,
                     claim.timezone,
                     claim.language,
+                    delivered=delivered,
                     **self._bulk,
                 )
-            except (Forbidden, BadRequest) as exc:
-                await self._finish(claim, f"undeliverable: {exc.message}", sent=False)
-                report.undeliverable += 1
-                return
-            except (NetworkError, RetryAfter) as exc:  # passing: the lease brings it back
-                report.failed += 1
-                report.errors.append(str(exc))
-                return
+            except Exception as exc:
+                if delivered:  # a part reached the therapist: never send it all again
+                    await self._finish(
+                        claim, f"partial: {len(delivered)} messages, then {exc!r}", sent=True
+                    )
+                    report.failed += 1
+                    report.errors.append(str(exc))
+                    return
+                if isinstance(exc, (Forbidden, BadRequest)):
+                    await self._finish(claim, f"undeliverable: {exc.message}", sent=False)
+                    report.undeliverable += 1
+                    return
+                if isinstance(exc, (NetworkError, RetryAfter)):  # the lease brings it back
+                    report.failed += 1
+                    report.errors.append(str(exc))
+                    return
+                raise
         await self._finish(claim, f"sent: {len(result.patients)} patients, {count} messages")
         report.sent += 1
         report.messages += count

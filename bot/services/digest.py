@@ -184,6 +184,8 @@ class PatientWeek:
     recent_done: int = 0
     earlier_planned: int = 0  # ... and of the two weeks before those
     earlier_done: int = 0
+    # When the patient gave consent (joined the bot): a week that ended before it is not theirs.
+    joined: datetime | None = None
 
     @property
     def pain_avg(self) -> float | None:
@@ -265,22 +267,31 @@ PATIENTS_PER_QUERY = 1000
 
 
 async def compute(
-    session: AsyncSession, therapist_ids: list[int], period: Period
+    session: AsyncSession,
+    therapist_ids: list[int],
+    period: Period,
+    *,
+    link_ids: list[int] | None = None,
 ) -> dict[int, Digest]:
-    """These therapists' digests for a period: four queries per 1,000 patients, not each."""
-    links = (
-        await session.execute(
-            select(
-                TherapistLink.id,
-                TherapistLink.therapist_id,
-                TherapistLink.patient_id,
-                User.display_name,
-            )
-            .join(User, User.id == TherapistLink.patient_id)
-            .where(TherapistLink.therapist_id.in_(therapist_ids), *ACTIVE_LINK)
+    """These therapists' digests for a period: four queries per 1,000 patients, not each.
+
+    ``link_ids`` narrows it to some of their links (one patient's page); still active ones only.
+    """
+    query = (
+        select(
+            TherapistLink.id,
+            TherapistLink.therapist_id,
+            TherapistLink.patient_id,
+            User.display_name,
+            User.consent_at,
         )
-    ).all()
-    stats = {row.patient_id: PatientWeek(row.patient_id) for row in links}
+        .join(User, User.id == TherapistLink.patient_id)
+        .where(TherapistLink.therapist_id.in_(therapist_ids), *ACTIVE_LINK)
+    )
+    if link_ids is not None:
+        query = query.where(TherapistLink.id.in_(link_ids))
+    links = (await session.execute(query)).all()
+    stats = {row.patient_id: PatientWeek(row.patient_id, joined=row.consent_at) for row in links}
     ids = sorted(stats)
     for start in range(0, len(ids), PATIENTS_PER_QUERY):
         chunk = ids[start : start + PATIENTS_PER_QUERY]

@@ -25,7 +25,16 @@ from sqlalchemy import delete, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import l10n
-from bot.db.models import CheckIn, PainScore, Schedule, Therapist, TherapistLink, TipShown, User
+from bot.db.models import (
+    CheckIn,
+    PainScore,
+    Schedule,
+    Therapist,
+    TherapistLink,
+    TherapistNote,
+    TipShown,
+    User,
+)
 from bot.i18n import has, t
 from bot.services.progress import Progress, compute_progress
 from bot.services.schedule_rules import mask_days, zone
@@ -215,6 +224,15 @@ async def export_rows(session: AsyncSession, user: User) -> list[dict[str, str]]
     role = await session.scalar(select(Therapist).where(Therapist.user_id == user.id))
     if role is not None:
         rows.append(out.row("therapist_role", role.granted_at, detail=role.display_name or ""))
+    # Notes with therapists, both ways (as a patient, and as a therapist if they are one).
+    mine = TherapistNote.patient_id == user.id
+    if role is not None:
+        mine = mine | (TherapistNote.therapist_id == role.id)
+    for note in await session.scalars(
+        select(TherapistNote).where(mine).order_by(TherapistNote.created_at, TherapistNote.id)
+    ):
+        author = _value("author", note.author, loc)
+        rows.append(out.row("note", note.created_at, kind=author, detail=note.text))
     return rows
 
 
@@ -332,7 +350,15 @@ def cancel_delete(user: User) -> None:
 
 
 async def erase_patient(session: AsyncSession, user_id: int) -> None:
-    """Erase every row about the patient and with them every reminder (the cascade does it)."""
+    """Erase every row about the patient and with them every reminder (the cascade does it).
+
+    A therapist's links go with them; so do the first names their patients shared only with
+    them (``users.display_name`` is kept only while some therapist may see it).
+    """
+    from bot.services.therapists import forget_names, linked_patient_ids
+
+    patients = await linked_patient_ids(session, user_id)
     await session.execute(
         delete(User).where(User.id == user_id).execution_options(synchronize_session="fetch")
     )
+    await forget_names(session, patients)

@@ -78,7 +78,7 @@ async def revoke(session: AsyncSession, telegram_id: int) -> bool:
         )
     )
     await session.execute(delete(Therapist).where(Therapist.id == therapist_id))
-    await _forget_names(session, linked)
+    await forget_names(session, linked)
     return True
 
 
@@ -353,13 +353,24 @@ async def revoke_link(
     )
     if therapist_id is None:
         return None
-    await _forget_names(session, [patient.id])
+    await forget_names(session, [patient.id])
     return Ended(
         await session.scalar(select(Therapist.display_name).where(Therapist.id == therapist_id))
     )
 
 
-async def _forget_names(session: AsyncSession, patient_ids: list[int]) -> None:
+async def linked_patient_ids(session: AsyncSession, therapist_user_id: int) -> list[int]:
+    """Every patient linked (in any state) to the therapist role of this user."""
+    return list(
+        await session.scalars(
+            select(TherapistLink.patient_id)
+            .join(Therapist, Therapist.id == TherapistLink.therapist_id)
+            .where(Therapist.user_id == therapist_user_id)
+        )
+    )
+
+
+async def forget_names(session: AsyncSession, patient_ids: list[int]) -> None:
     """A patient's first name is kept only while some therapist may see it."""
     if not patient_ids:
         return

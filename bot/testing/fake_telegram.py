@@ -1273,8 +1273,10 @@ class FakeTelegram:
     def _commands_key(params: dict) -> tuple[str, str]:
         scope = params.get("scope") or {"type": "default"}
         kind = scope.get("type", "default")
-        if "chat_id" in scope:  # chat scopes are per chat: "chat:42"
-            kind = f"{kind}:{scope['chat_id']}"
+        if "chat_id" in scope:  # chat scopes are per chat (and per user, for chat_member)
+            kind = f"{kind}:{scope['chat_id']}" + (
+                f":{scope['user_id']}" if "user_id" in scope else ""
+            )
         return kind, params.get("language_code") or ""
 
     def _api_setMyCommands(self, params: dict) -> bool:
