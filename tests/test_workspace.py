@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from bot.db.models import CheckIn, Therapist, TherapistNote, User
 from bot.handlers import menus
 from bot.i18n import t
+from bot.l10n import weekday_name
 from bot.services import therapists
 from bot.services.schedule_rules import wall_clock_instant
 from tests.conftest import T0, setup_through, tx
@@ -38,11 +39,10 @@ async def set_up_therapist(fake, sessions, uid=THERAPIST, name="Anna", loc="en")
     anna = await make_therapist(fake, sessions, uid, name, loc)
     await anna.send("/start")
     await anna.press(tx(f"common.language_name.{loc}", loc))
-    from bot.handlers.setup import zone_label
     from bot.services.timezones import SUGGESTED
 
-    await anna.press(zone_label(SUGGESTED[loc][0], T0))
-    await anna.press(tx("common.weekday.0", loc))
+    await anna.press(callback_data=f"tw:tz:{SUGGESTED[loc][0]}")
+    await anna.press(weekday_name(0, loc))
     await anna.press("08:00")
     return anna
 
@@ -105,11 +105,9 @@ async def test_a_therapist_can_be_a_patient_too(app, fake, sessions):
     await anna.press(tx("workspace.also_patient_button", "en"))
     assert tx("start.consent_ask", "en") in anna.last.text
     await anna.press(tx("start.consent_yes", "en"))
-    await anna.press(tx("common.language_name.en", "en"))
-    from bot.handlers.setup import zone_label
     from bot.services.timezones import SUGGESTED
 
-    await anna.press(zone_label(SUGGESTED["en"][0], T0))
+    await anna.press(callback_data=f"tz:{SUGGESTED['en'][0]}")
     await anna.send("08:30")
     await anna.press(tx("setup.days_weekdays", "en"))
     await anna.send("/start")  # both roles: the therapist summary, then the patient's
@@ -149,8 +147,10 @@ async def test_menu_is_scoped_to_the_chat_and_follows_the_role(app, fake, sessio
     assert "/patients" in carla.last.text and "/invite" in carla.last.text
 
     await admin.send(f"/revoke_therapist {THERAPIST}")
-    [removed] = fake.calls_of("deleteMyCommands")[-1:]
-    assert removed["scope"] == {"type": "chat", "chat_id": THERAPIST}
+    # Back to the patient menu, in the language she chose.
+    [after] = fake.calls_of("setMyCommands")[-1:]
+    assert after["scope"] == {"type": "chat", "chat_id": THERAPIST}
+    assert [c["command"] for c in after["commands"]] == list(menus.MENU_COMMANDS)
     await carla.send("/help")
     assert "/patients" not in carla.last.text
 
@@ -177,7 +177,11 @@ async def test_menu_of_a_therapist_granted_from_the_command_line(app, fake, sess
     async with sessions() as s, s.begin():
         await therapists.revoke(s, THERAPIST)
     await dora.send("/start")
-    assert fake.calls_of("deleteMyCommands")[-1]["scope"]["chat_id"] == THERAPIST
+    # Her Telegram is in Danish, the bot in Spanish: the patient menu in Spanish, chat-scoped.
+    call = fake.calls_of("setMyCommands")[-1]
+    assert call["scope"]["chat_id"] == THERAPIST
+    assert [c["command"] for c in call["commands"]] == list(menus.MENU_COMMANDS)
+    assert call["commands"][1]["description"] == tx("commands.settings", "es")
 
 
 # ---------------------------------------------------------------------------------------------

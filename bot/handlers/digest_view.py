@@ -211,7 +211,7 @@ def chart(digest: Digest, tz: str, loc: str) -> tuple[bytes, str]:
         more=more,
         pain=t("workspace.chart_pain", loc),
         no_pain=t("workspace.chart_no_pain", loc),
-        decimal=t("progress.decimal_separator", loc),
+        decimal=l10n.decimal_symbol(loc),
     )
     caption = t("workspace.chart_caption_digest", loc, period=period)
     return digest_chart.render(rows, labels), caption

@@ -19,7 +19,7 @@ from telegram import Bot, BotCommand, BotCommandScopeChat
 from telegram.error import TelegramError
 
 from bot.db.models import User
-from bot.i18n import t
+from bot.i18n import normalize_locale, t
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,23 @@ def chat_commands(loc: str, *, therapist: bool, patient: bool) -> list[BotComman
     return commands
 
 
-async def refresh_chat_menu(bot: Bot, user: User, *, therapist: bool = False) -> bool:
-    """Set this chat's own menu in the user's chosen language; whether Telegram accepted it."""
-    commands = chat_commands(user.language, therapist=therapist, patient=user.consented)
+async def refresh_chat_menu(
+    bot: Bot, user: User, *, therapist: bool = False, app_language: str | None = None
+) -> bool:
+    """Set this chat's own menu in the user's chosen language; whether Telegram accepted it.
+
+    ``app_language`` is the language their Telegram app reports, when known: a patient whose
+    chosen language is that one needs no menu of their own (the per-language default fits),
+    so theirs is removed (it may be a therapist menu left from a role removed since)."""
+    scope = BotCommandScopeChat(user.telegram_id)
     try:
-        await bot.set_my_commands(commands, scope=BotCommandScopeChat(user.telegram_id))
+        if not therapist and app_language is not None and normalize_locale(app_language) == (
+            user.language
+        ):
+            await bot.delete_my_commands(scope=scope)
+        else:
+            commands = chat_commands(user.language, therapist=therapist, patient=user.consented)
+            await bot.set_my_commands(commands, scope=scope)
     except TelegramError as exc:
         log.info("could not set the menu of chat %s: %s", user.telegram_id, exc)
         return False

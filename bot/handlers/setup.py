@@ -219,15 +219,15 @@ async def on_button(update: Update, context: Ctx) -> None:
                 await after_advance(query.message, session, user, adv, context)
             language_changed = user.language != old_language or kind == "lang"
     if language_changed:  # after the commit: the menu follows the language chosen here
-        await menu_follows_language(context, user)
+        await menu_follows_language(context, user, update.effective_user.language_code)
 
 
-async def menu_follows_language(context: Ctx, user: User) -> None:
+async def menu_follows_language(context: Ctx, user: User, app_language: str | None) -> None:
     """The chat's own menu in the language just chosen: a therapist's, or the patient one."""
     from bot.handlers.workspace import menu_after_language  # workspace imports this module
 
     if not await menu_after_language(context, user.telegram_id):
-        await refresh_chat_menu(context.bot, user)
+        await refresh_chat_menu(context.bot, user, app_language=app_language)
 
 
 def language_rows() -> list[list[Button]]:
@@ -297,7 +297,7 @@ async def on_text(update: Update, context: Ctx, session: AsyncSession, user: Use
         code = parse_language(text)
         if code:
             adv = await onboarding.choose_language(session, user, code, now)
-            await menu_follows_language(context, user)
+            await menu_follows_language(context, user, update.effective_user.language_code)
         else:
             error_key = "setup.error_language"
     elif pos.step == Step.TIMEZONE:

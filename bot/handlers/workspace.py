@@ -82,9 +82,13 @@ def page_keyboard(link_id: int, loc: str) -> list[list[Button]]:
 # ---------------------------------------------------------------------------------------------
 
 
-async def sync_menu(context: Ctx, user: User, therapist_id: int | None) -> None:
+async def sync_menu(
+    context: Ctx, user: User, therapist_id: int | None, app_language: str | None = None
+) -> None:
     """Set the chat's menu (after the commit) and remember its language for start-up."""
-    ok = await menus.refresh_chat_menu(context.bot, user, therapist=therapist_id is not None)
+    ok = await menus.refresh_chat_menu(
+        context.bot, user, therapist=therapist_id is not None, app_language=app_language
+    )
     if ok and therapist_id is not None:
         async with transaction(context.sessions) as session:
             therapist = await session.get(Therapist, therapist_id)
@@ -175,7 +179,7 @@ def step_prompt(user: User, step: str, now: datetime) -> tuple[str, list[list[Bu
     if step == "tz":
         zones = SUGGESTED.get(loc, SUGGESTED["en"])
         return t("workspace.ask_timezone", loc), chunk(
-            [(zone_label(z, now), f"tw:tz:{z}") for z in zones], 2
+            [(zone_label(z, now, loc), f"tw:tz:{z}") for z in zones], 2
         )
     if step == "day":
         days = [(weekday_name(d, loc), f"tw:day:{d}") for d in range(7)]
@@ -232,7 +236,9 @@ async def therapist_start(update: Update, context: Ctx) -> bool:
                 await message.reply_text(text, reply_markup=keyboard(rows) if rows else None)
                 done = not user.consented
     # After the commit: the chat's menu follows the role (granted or removed from the CLI).
-    await sync_menu(context, user, therapist.id if therapist else None)
+    await sync_menu(
+        context, user, therapist.id if therapist else None, update.effective_user.language_code
+    )
     return therapist is not None and done
 
 
@@ -317,12 +323,12 @@ async def advance(
     await message.reply_text(text, reply_markup=keyboard(rows) if rows else None)
 
 
-def read_typed(step: str, text: str) -> str | None:
+def read_typed(step: str, text: str, loc: str = "en") -> str | None:
     """A typed answer as the value its button would carry; None if it cannot be read."""
     if step == "lang":
         return parse_language(text)
     if step == "tz":
-        return match_zone(text)
+        return match_zone(text, loc)
     if step == "day":
         try:
             days = mask_days(parse_days(text))
@@ -347,7 +353,7 @@ async def on_settings_text(update: Update, context: Ctx, session: AsyncSession, 
         await message.reply_text(t("general.hint", user.language))
         return
     mode, step = found
-    value = read_typed(step, message.text or "")
+    value = read_typed(step, message.text or "", user.language)
     language_before = user.language
     if value is None or not await apply_step(session, user, therapist, step, value, now):
         await ask_step(message, user, step, now, note=t(f"workspace.error_{step}", user.language))

@@ -32,7 +32,7 @@ import unicodedata
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -467,6 +467,12 @@ def find_zones(text: str, loc: str, now: datetime) -> list[Candidate]:
             if len(candidate) >= 4 and (found := _lookup(candidate, loc)):
                 return found
     return _near_miss(slashed, loc)
+
+
+def match_zone(text: str, loc: str = "en", now: datetime | None = None) -> str | None:
+    """The best zone for a typed place, without a choice (the therapist's settings step)."""
+    found = find_zones(text, loc, now or datetime.now(UTC))
+    return found[0].zone if found else None
 
 
 def _near_miss(folded: str, loc: str) -> list[Candidate]:
