@@ -23,7 +23,17 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.context import BotApp, BotData, Ctx
 from bot.db.session import create_engine, make_session_factory
-from bot.handlers import checkin, general, progress, settings, setup, start, therapist, tips
+from bot.handlers import (
+    checkin,
+    general,
+    plan,
+    progress,
+    settings,
+    setup,
+    start,
+    therapist,
+    tips,
+)
 from bot.i18n import SUPPORTED_LOCALES, t
 from bot.ratelimit import PriorityRateLimiter
 from bot.scheduling.dispatcher import Dispatcher
@@ -36,6 +46,7 @@ MENU_COMMANDS = (
     "settings",
     "pain",
     "log",
+    "plan",
     "tip",
     "progress",
     "pause",
@@ -96,6 +107,10 @@ def schedule_jobs(app: BotApp) -> None:
     from bot.scheduling.digest import schedule_weekly_digest
 
     schedule_weekly_digest(app)
+    # The weekly programme review (issue 17): one job claims due programmes in the database.
+    from bot.scheduling.reviews import schedule_weekly_reviews
+
+    schedule_weekly_reviews(app)
 
 
 async def _tick(context: Ctx) -> None:
@@ -118,6 +133,7 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CommandHandler("privacy", settings.privacy))
     app.add_handler(CommandHandler("pain", checkin.pain_command))
     app.add_handler(CommandHandler("log", checkin.log_command))
+    app.add_handler(CommandHandler("plan", plan.plan_command))
     app.add_handler(CommandHandler("tip", tips.tip))
     app.add_handler(CommandHandler("source", tips.source))
     app.add_handler(CommandHandler("therapist", therapist.my_therapists))
@@ -139,6 +155,8 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CallbackQueryHandler(checkin.on_pain_button, pattern=r"^pain:"))
     app.add_handler(CallbackQueryHandler(therapist.on_button, pattern=r"^tl:"))
     app.add_handler(CallbackQueryHandler(progress.on_delete_button, pattern=r"^del:"))
+    app.add_handler(CallbackQueryHandler(plan.on_button, pattern=r"^pl:"))
+    app.add_handler(CallbackQueryHandler(plan.on_therapist_button, pattern=r"^tplan:"))
     # Anything else pressed (forged data, buttons of a removed feature) gets an answer.
     app.add_handler(CallbackQueryHandler(general.on_unknown_button))
 

@@ -24,7 +24,18 @@ from fpdf.enums import XPos, YPos
 from sqlalchemy import delete, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import CheckIn, PainScore, Schedule, Therapist, TherapistLink, TipShown, User
+from bot.db.models import (
+    CheckIn,
+    PainScore,
+    Programme,
+    ProgrammeChange,
+    ProgrammeExercise,
+    Schedule,
+    Therapist,
+    TherapistLink,
+    TipShown,
+    User,
+)
 from bot.services.progress import Progress, compute_progress
 from bot.services.schedule_rules import mask_days, zone
 
@@ -156,9 +167,57 @@ async def export_rows(session: AsyncSession, user: User) -> list[dict[str, str]]
         status = "revoked" if link.revoked_at else "active" if link.consented_at else "requested"
         when = link.revoked_at or link.consented_at or link.requested_at
         rows.append(_row("therapist_link", when, tz, status=status, detail=name))
+    rows += await _programme_rows(session, user, tz)
     role = await session.scalar(select(Therapist).where(Therapist.user_id == user.id))
     if role is not None:
         rows.append(_row("therapist_role", role.granted_at, tz, detail=role.display_name))
+    return rows
+
+
+async def _programme_rows(session: AsyncSession, user: User, tz: str) -> list[dict[str, str]]:
+    """The exercise programme (issue 17): each exercise with its dose, and every change with
+    who made it and the numbers that led to it."""
+    rows = []
+    programme = await session.scalar(select(Programme).where(Programme.user_id == user.id))
+    if programme is not None:
+        detail = {
+            "origin": programme.origin,
+            "starter": programme.starter,
+            "set_by": programme.set_by,
+            "auto_progress": programme.auto_progress,
+        }
+        rows.append(
+            _row(
+                "programme",
+                programme.updated_at,
+                tz,
+                kind=programme.origin,
+                detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+            )
+        )
+        for e in await session.scalars(
+            select(ProgrammeExercise)
+            .where(ProgrammeExercise.programme_id == programme.id)
+            .order_by(ProgrammeExercise.position, ProgrammeExercise.id)
+        ):
+            dose = f"level {e.level}; {e.sets} x {e.amount}"
+            rows.append(_row("programme_exercise", None, tz, kind=e.exercise, detail=dose))
+    for c in await session.scalars(
+        select(ProgrammeChange)
+        .where(ProgrammeChange.user_id == user.id)
+        .order_by(ProgrammeChange.created_at, ProgrammeChange.id)
+    ):
+        detail = {"by": c.by, "by_name": c.by_name, "change": c.detail, "reason": c.reason}
+        rows.append(
+            _row(
+                "programme_change",
+                c.created_at,
+                tz,
+                kind=c.kind,
+                status=c.status,
+                detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+            )
+        )
     return rows
 
 
