@@ -93,13 +93,15 @@ def step_lines(steps: Sequence[Sequence], loc: str) -> str:
     for key, before, after in steps:
         if key not in LIBRARY:
             continue
+        first, then = Step(key, *before), Step(key, *after)
+        show = dose_text if first.level == then.level else level_dose  # the level if it moves
         lines.append(
             t(
                 "plan.step_line",
                 loc,
                 name=name(key, loc),
-                before=level_dose(Step(key, *before), loc),
-                after=level_dose(Step(key, *after), loc),
+                before=show(first, loc),
+                after=show(then, loc),
             )
         )
     return "\n".join(lines)
@@ -201,31 +203,49 @@ def proposal_markup(change_id: int, direction: str, loc: str) -> InlineKeyboardM
     )
 
 
+def short_dose(step: Step, loc: str) -> str:
+    """ "level 2: 2×10" (a compact dose for the history)."""
+    if step.dose.unit is Unit.MINUTES:
+        return t("plan.short_minutes", loc, level=str(step.level), amount=str(step.amount))
+    return t("plan.short", loc, level=str(step.level), sets=str(step.sets), amount=str(step.amount))
+
+
+def short_steps(steps: Sequence[Sequence], loc: str) -> str:
+    return "; ".join(
+        t(
+            "plan.short_step",
+            loc,
+            name=name(key, loc),
+            before=short_dose(Step(key, *before), loc),
+            after=short_dose(Step(key, *after), loc),
+        )
+        for key, before, after in steps
+        if key in LIBRARY
+    )
+
+
 def history_lines(changes: Sequence[ProgrammeChange], tz_date, loc: str) -> list[str]:
     """Programme changes for /progress, newest first; ``tz_date`` turns a time into a date."""
     lines = []
     for c in changes:
         detail = c.detail or {}
-        when = tz_date(c.created_at)
         who = (
             t("plan.who_therapist", loc, therapist=therapist_label(c.by_name, loc))
             if c.by == "therapist"
             else t("plan.who_you", loc)
         )
         exercise = detail.get("exercise")
+        starter = detail.get("starter")
         values = {
-            "date": when,
+            "date": tz_date(c.created_at),
             "who": who,
             "exercise": name(exercise, loc) if exercise in LIBRARY else (exercise or ""),
-            "starter": t(f"plan.starter.{detail['starter']}", loc)
-            if detail.get("starter") in STARTERS
-            else "",
-            "steps": step_lines(detail.get("steps", []), loc).replace("\n", "; ").replace("• ", ""),
+            "starter": t(f"plan.starter.{starter}", loc) if starter in STARTERS else "",
+            "steps": short_steps(detail.get("steps", []), loc),
             "reason": reason_text(c.reason, loc),
             "status": t(f"plan.status.{c.status}", loc),
         }
-        key = f"plan.history_{c.kind}"
-        lines.append(t(key, loc, **values))
+        lines.append(t(f"plan.history_{c.kind}", loc, **values))
     return lines
 
 

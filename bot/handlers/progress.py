@@ -122,7 +122,7 @@ def summary_pdf(progress: Progress, timezone: str, loc: str) -> bytes:
 
 # --- Handlers ----------------------------------------------------------------------------------
 
-PROGRAMME_CHANGES_SHOWN = 5
+PROGRAMME_CHANGES_SHOWN = 3
 
 
 async def progress_command(update: Update, context: Ctx) -> None:
