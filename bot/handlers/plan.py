@@ -265,21 +265,16 @@ def history_text(changes: Sequence[ProgrammeChange], tz: str | None, loc: str) -
 
 
 async def plan_command(update: Update, context: Ctx) -> None:
-    """/plan: the programme; a therapist with linked patients sees theirs first."""
+    """/plan: the programme; a therapist sees their patients' programmes first."""
     async with transaction(context.sessions) as session:
-        user = await require_consent(update, session)
-        if user is None:
-            therapist_only = await _therapist_of_update(update, session)
-            if therapist_only is not None:
-                text, markup = await therapist_list(session, *therapist_only)
-                await update.effective_message.reply_text(text, reply_markup=markup)
-            return
-        loc = user.language
-        therapist = await therapists.get_therapist(session, user.id)
-        if therapist is not None:
-            text, markup = await therapist_list(session, user, therapist)
+        found = await _therapist_of_update(update, session)
+        if found is not None:
+            text, markup = await therapist_list(session, *found)
         else:
-            text, markup = patient_view(await programmes.current(session, user.id), loc)
+            user = await require_consent(update, session)
+            if user is None:
+                return
+            text, markup = patient_view(await programmes.current(session, user.id), user.language)
     await update.effective_message.reply_text(text, reply_markup=markup)
 
 
@@ -403,7 +398,7 @@ async def therapist_view(session, therapist: Therapist, patient: User, loc: str)
     steps = [s for s in found.steps if s.key in LIBRARY] if found else []
     if found and found.programme.origin == "starter" and found.programme.starter:
         starter = t(f"plan.starter.{found.programme.starter}", loc)
-        parts.append(t("plan.from_starter", loc, starter=starter))
+        parts.append(t("plan.t_from_starter", loc, starter=starter))
     parts.append("\n".join(full_lines(steps, loc)) if steps else t("plan.empty", loc))
     auto = bool(found and found.programme.auto_progress)
     parts.append(t("plan.t_auto_state_on" if auto else "plan.t_auto_state_off", loc))
