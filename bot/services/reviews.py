@@ -110,6 +110,7 @@ async def claim_due(
     users = {u.id: u for u in await session.scalars(select(User).where(User.id.in_(ids)))}
     records, usual = await _records(session, ids, now)
     linked = await programmes.therapists_of(session, ids)
+    steps = await programmes.steps_for(session, ids)  # one query for the batch
     reviews: list[Review] = []
     for programme in due:
         programme.next_review_at = _advance(programme.next_review_at, now)
@@ -119,18 +120,17 @@ async def claim_due(
         if not user.consented or not week:
             continue  # nothing to go on this week: nothing recorded, nothing said
         decision = progression.weekly_decision(week, usual[uid])
-        found = await programmes.current(session, uid)
-        pairs = progression.apply(found.steps if found else [], decision.direction)
+        pairs = progression.apply(steps.get(uid, []), decision.direction)
         reason = decision.reason.as_dict()
-        steps = [[b.key, dose_of(b), dose_of(a)] for b, a in pairs]
+        moves = [[b.key, dose_of(b), dose_of(a)] for b, a in pairs]
         therapists_ = linked.get(uid, [])
+        await programmes.supersede_proposals(session, uid, now)  # last week's, unanswered
         if not pairs:
             programmes.record(session, uid, "keep", now, by="review", reason=reason)
             continue
-        await programmes.supersede_proposals(session, uid, now)
         kind = f"step_{decision.direction}"
         if therapists_ and programme.auto_progress:
-            _apply_steps(found, steps)
+            _apply_steps(await programmes.current(session, uid), moves)
             programme.updated_at = now
             change = programmes.record(
                 session,
@@ -139,7 +139,7 @@ async def claim_due(
                 now,
                 by="review",
                 by_name=programme.set_by,
-                detail={"steps": steps, "decider": "auto"},
+                detail={"steps": moves, "decider": "auto"},
                 reason=reason,
             )
             mode = "auto"
@@ -151,7 +151,7 @@ async def claim_due(
                 kind,
                 now,
                 by="review",
-                detail={"steps": steps, "decider": mode},
+                detail={"steps": moves, "decider": mode},
                 reason=reason,
                 status=Status.PROPOSED,
             )
@@ -161,7 +161,7 @@ async def claim_due(
                 user,
                 decision.direction,
                 reason,
-                steps,
+                moves,
                 mode,
                 change.id,
                 programme.set_by,
