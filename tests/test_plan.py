@@ -4,6 +4,7 @@ pain-guided progression over simulated weeks."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -163,12 +164,23 @@ async def test_therapist_changes_the_plan_and_the_patient_is_told(app, fake, ses
     await ben.press(tx("plan.choose_starter", loc))
     await ben.press(tx("plan.starter.back", loc))
     assert tx("plan.replaces_therapist", loc, therapist="Anna") in ben.last.text
+    # Ben drops the exercise: Anna hears of it (in her own language).
+    await ben.send("/plan")
+    await ben.press(tx("plan.drop", loc))
+    await ben.press(tx("exercises.sit_to_stand.name", loc))
+    assert anna.last.text == tx(
+        "plan.t_patient_dropped",
+        "en",
+        patient="Ben",
+        exercise=tx("exercises.sit_to_stand.name", "en"),
+    )
     kinds = [(c.kind, c.by, c.by_name) for c in await changes_of(sessions)]
     assert kinds == [
         ("added", "therapist", "Anna"),
         ("dose", "therapist", "Anna"),
         ("dose", "therapist", "Anna"),
         ("auto_on", "therapist", "Anna"),
+        ("removed", "patient", None),
     ]
     async with sessions() as s:
         programme = await s.scalar(select(Programme).where(Programme.user_id == pid))
@@ -459,3 +471,35 @@ def test_step_lines_and_doses_read_well():
     assert dose_text(Step("walking", 1, 1, 15), "da") == "15 minutter"
     assert dose_text(Step("side_plank", 1, 2, 20), "es") == "2 × 20 segundos por lado"
     assert prompt_programme([], "en") is None
+
+
+def test_plan_locales_have_the_same_keys_and_placeholders():
+    from bot.testing.fake_telegram import parse_html
+    from tests.test_progress import PLACEHOLDER, load
+
+    en = load("plan", "en")
+    for loc in LOCALES:
+        texts = load("plan", loc)
+        assert set(texts) == set(en), loc
+        for key, text in texts.items():
+            assert set(PLACEHOLDER.findall(text)) == set(PLACEHOLDER.findall(en[key])), key
+            assert "%" not in PLACEHOLDER.sub("", text).replace("%%", ""), key
+            parse_html(text)
+            words = [c for c in re.sub(r"<[^>]+>", "", PLACEHOLDER.sub("", text)) if c.isalpha()]
+            if loc != "en" and len(words) > 6:
+                assert text != en[key], (loc, key)  # translated, not copied
+
+
+def test_every_proposal_fits_one_telegram_message():
+    """The longest proposal: 8 exercises moving a level, in the longest language."""
+    from bot.handlers.plan import reason_text, step_lines
+    from bot.i18n import t
+
+    keys = sorted(exercises.LIBRARY, key=lambda k: -len(tx(f"exercises.{k}.name", "es")))[:8]
+    steps = [[k, [1, 2, 12], [2, 2, 8]] for k in keys if exercises.LIBRARY[k].dose(1).high >= 12]
+    reason = {"sessions": 7, "max_after": 5, "usual": 6.5, "worse_mornings": 0, "flagged": 0}
+    for loc in LOCALES:
+        text = t(
+            "plan.proposal_up", loc, reason=reason_text(reason, loc), lines=step_lines(steps, loc)
+        )
+        assert len(text) < 4096

@@ -307,6 +307,8 @@ async def on_button(update: Update, context: Ctx) -> None:
         elif action == "s" and arg in STARTERS:
             edit = preview_view(arg, found, loc)
         elif action == "ok" and arg in STARTERS:
+            if found is not None and found.programme.origin == "therapist":
+                outbox += await tell_therapists(session, user, "t_patient_replaced", starter=arg)
             found = await programmes.choose_starter(session, user, arg, now)
             starter = t(f"plan.starter.{arg}", loc)
             edit = (t("plan.chosen", loc, starter=starter), None)
@@ -318,6 +320,8 @@ async def on_button(update: Update, context: Ctx) -> None:
                 await query.answer(t("plan.not_there", loc))
                 return
             exercise = name(arg, loc) if arg in LIBRARY else arg
+            if found.programme.origin == "therapist" and arg in LIBRARY:
+                outbox += await tell_therapists(session, user, "t_patient_dropped", exercise=arg)
             edit = (t("plan.dropped", loc, exercise=exercise), None)
             reply = patient_view(await programmes.current(session, user.id), loc)
         elif action == "how":
@@ -344,6 +348,21 @@ async def on_button(update: Update, context: Ctx) -> None:
     if reply is not None:
         await query.message.reply_text(reply[0], reply_markup=reply[1])
     await send_all(context, outbox)
+
+
+async def tell_therapists(session, patient: User, key: str, **keys: str) -> Outbox:
+    """A patient's change to a programme their therapist set, for the therapists they share
+    with (each in their own language)."""
+    out: Outbox = []
+    for therapist in (await programmes.therapists_of(session, [patient.id])).get(patient.id, []):
+        tloc = therapist.language
+        values = {"patient": patient_label(patient.display_name, tloc)}
+        if "exercise" in keys:
+            values["exercise"] = name(keys["exercise"], tloc)
+        if "starter" in keys:
+            values["starter"] = t(f"plan.starter.{keys['starter']}", tloc)
+        out.append((therapist.telegram_id, t(f"plan.{key}", tloc, **values), None))
+    return out
 
 
 async def _edit(query, text: str, markup: InlineKeyboardMarkup | None) -> None:
