@@ -418,7 +418,7 @@ async def therapist_view(session, therapist: Therapist, patient: User, loc: str)
     if found and found.programme.origin == "starter" and found.programme.starter:
         starter = t(f"plan.starter.{found.programme.starter}", loc)
         parts.append(t("plan.t_from_starter", loc, starter=starter))
-    parts.append("\n".join(full_lines(steps, loc)) if steps else t("plan.empty", loc))
+    parts.append("\n".join(full_lines(steps, loc)) if steps else t("plan.t_empty", loc))
     auto = bool(found and found.programme.auto_progress)
     parts.append(t("plan.t_auto_state_on" if auto else "plan.t_auto_state_off", loc))
     rows: list[list[Button]] = [
