@@ -26,6 +26,7 @@ from bot.db.session import create_engine, make_session_factory
 from bot.handlers import (
     checkin,
     general,
+    plan,
     progress,
     settings,
     setup,
@@ -89,6 +90,10 @@ def schedule_jobs(app: BotApp) -> None:
     from bot.scheduling.digest import schedule_weekly_digest
 
     schedule_weekly_digest(app)
+    # The weekly programme review (issue 17): one job claims due programmes in the database.
+    from bot.scheduling.reviews import schedule_weekly_reviews
+
+    schedule_weekly_reviews(app)
 
 
 async def _tick(context: Ctx) -> None:
@@ -111,6 +116,7 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CommandHandler("privacy", settings.privacy))
     app.add_handler(CommandHandler("pain", checkin.pain_command))
     app.add_handler(CommandHandler("log", checkin.log_command))
+    app.add_handler(CommandHandler("plan", plan.plan_command))
     app.add_handler(CommandHandler("tip", tips.tip))
     app.add_handler(CommandHandler("source", tips.source))
     app.add_handler(CommandHandler("therapist", therapist.my_therapists))
@@ -133,6 +139,8 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CallbackQueryHandler(therapist.on_button, pattern=r"^tl:"))
     app.add_handler(CallbackQueryHandler(workspace.on_button, pattern=r"^tw:"))
     app.add_handler(CallbackQueryHandler(progress.on_delete_button, pattern=r"^del:"))
+    app.add_handler(CallbackQueryHandler(plan.on_button, pattern=r"^pl:"))
+    app.add_handler(CallbackQueryHandler(plan.on_therapist_button, pattern=r"^tplan:"))
     # Anything else pressed (forged data, buttons of a removed feature) gets an answer.
     app.add_handler(CallbackQueryHandler(general.on_unknown_button))
 

@@ -86,6 +86,7 @@ class Options:
     quick: bool = False
     only: tuple[str, ...] = BARS
     json: bool = False
+    programmes: bool = False  # every due patient has a 5-exercise programme (issue 17)
 
 
 def progress(message: str) -> None:
@@ -209,11 +210,57 @@ class Bench:
             try:
                 t0 = time.perf_counter()
                 await populate(engine, self.options.patients, due, now)
+                if self.options.programmes:
+                    await add_programmes(engine, due, now)
                 progress(f"populated in {time.perf_counter() - t0:.1f} s")
             finally:
                 await engine.dispose()
             self._population = Population(url, now, due)
         return self._population
+
+
+BENCH_STARTER = "knee_hip"
+
+
+async def add_programmes(engine: AsyncEngine, due: int, now: datetime) -> None:
+    """A starter programme (5 exercises) for each due patient: the prompt then names them."""
+    from bot.db.models import Programme, ProgrammeExercise
+    from bot.services.exercises import starter_steps
+
+    chats = [PATIENT_TELEGRAM_ID + i for i in range(1, due + 1)]
+    async with engine.begin() as conn:
+        ids = list(await conn.scalars(select(User.id).where(User.telegram_id.in_(chats))))
+        await conn.execute(
+            insert(Programme),
+            [
+                {
+                    "user_id": uid,
+                    "origin": "starter",
+                    "starter": BENCH_STARTER,
+                    "auto_progress": False,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for uid in ids
+            ],
+        )
+        programme_of = dict(
+            (await conn.execute(select(Programme.user_id, Programme.id))).tuples().all()
+        )
+        rows = [
+            {
+                "programme_id": programme_of[uid],
+                "user_id": uid,
+                "position": n,
+                "exercise": step.key,
+                "level": step.level,
+                "sets": step.sets,
+                "amount": step.amount,
+            }
+            for uid in ids
+            for n, step in enumerate(starter_steps(BENCH_STARTER))
+        ]
+        await conn.execute(insert(ProgrammeExercise), rows)
 
 
 def bench_settings(fake: FakeTelegram, database_url: str, **overrides: Any) -> Settings:
@@ -365,6 +412,11 @@ async def bar_b1(bench: Bench) -> BarResult:
     pop = await bench.population()
     chats = pop.due_chats
     text = prompt_text("da")
+    if bench.options.programmes:  # the bare loop sends the same, longer text
+        from bot.handlers.plan import prompt_programme
+        from bot.services.exercises import starter_steps
+
+        text = prompt_text("da", programme=prompt_programme(starter_steps(BENCH_STARTER), "da"))
     engine = create_engine(pop.url)
     try:
         async with FakeTelegram(token=BENCH_TOKEN) as fake:
@@ -1064,6 +1116,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     )
     parser.add_argument("--only", help="comma-separated bars, e.g. B1,B3 (default: all)")
     parser.add_argument("--json", action="store_true", help="one JSON object per bar on stdout")
+    parser.add_argument(
+        "--programmes",
+        action="store_true",
+        help="give every due patient a 5-exercise programme, named in the prompt (B1)",
+    )
     args = parser.parse_args(argv)
     only = BARS
     if args.only:
@@ -1073,7 +1130,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
             parser.error(f"unknown bar(s): {', '.join(unknown)} (choose from {', '.join(BARS)})")
     if args.database_url and not normalize_url(args.database_url).startswith("postgresql"):
         parser.error("--database-url must be a PostgreSQL URL (SQLite is the default)")
-    return Options(args.patients, args.database_url, args.quick, only, args.json)
+    return Options(args.patients, args.database_url, args.quick, only, args.json, args.programmes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -43,7 +43,7 @@ from bot.clock import ManualClock
 from bot.config import LOG_LEVELS, ConfigError, load_settings
 from bot.context import BotApp
 from bot.db.migrate import upgrade
-from bot.db.models import CheckIn, Schedule, Therapist
+from bot.db.models import CheckIn, Programme, Schedule, Therapist
 from bot.db.session import create_engine, transaction
 from bot.handlers.ui import format_when
 from bot.i18n import SUPPORTED_LOCALES, load_locales, normalize_locale, t
@@ -68,6 +68,7 @@ WAKE_COLUMNS = (
     CheckIn.expires_at,
     CheckIn.next_day_due_at,
     Therapist.next_digest_at,
+    Programme.next_review_at,  # the weekly programme review (issue 17)
 )
 MAX_MOVE = timedelta(days=60)
 

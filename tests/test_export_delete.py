@@ -33,7 +33,7 @@ from bot.db.session import transaction
 from bot.handlers.progress import summary_lines
 from bot.i18n import t
 from bot.l10n import format_hhmm, weekday_name
-from bot.services import export, therapists
+from bot.services import export, programmes, therapists
 from bot.services.progress import compute_progress
 from bot.services.reminders import Status
 from bot.services.schedule_rules import WEEKDAYS
@@ -356,6 +356,8 @@ async def populate_everything(s, user: User) -> Therapist:
     s.add(TherapistNote(therapist_id=role.id, patient_id=patient.id, author="therapist", text="a"))
     s.add(TherapistNote(therapist_id=colleague.id, patient_id=user.id, author="patient", text="b"))
     user.conv_state, user.conv_data = "delete", {"message_id": 1}
+    # An exercise programme with its exercises and a change (issue 17).
+    await programmes.choose_starter(s, user, "back", NOW)
     await s.flush()
     return role
 

@@ -260,3 +260,68 @@ class TherapistNote(Base):
     author: Mapped[str] = mapped_column(String(10))  # "therapist" | "patient"
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Programme(Base):
+    """A patient's exercise programme: chosen from a starter or set by a therapist (issue 17).
+
+    One per patient; replaced in place. ``next_review_at`` is when the weekly pain-guided
+    review claims it next (the row is the truth, as for reminders).
+    """
+
+    __tablename__ = "programmes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    origin: Mapped[str] = mapped_column(String(16), default="starter")  # starter | therapist
+    starter: Mapped[str | None] = mapped_column(String(32))
+    # The name of the therapist who last set it, as the patient is told (a snapshot, not a
+    # key: the programme stays the patient's if the therapist's role ends).
+    set_by: Mapped[str | None] = mapped_column(String(128))
+    auto_progress: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_review_at: Mapped[datetime | None] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ProgrammeExercise(Base):
+    """One exercise of a programme, at a level, with sets x an amount (reps, s or min)."""
+
+    __tablename__ = "programme_exercises"
+    __table_args__ = (UniqueConstraint("programme_id", "exercise", name="uq_programme_exercise"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    programme_id: Mapped[int] = mapped_column(
+        ForeignKey("programmes.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(SmallInteger, default=0)
+    exercise: Mapped[str] = mapped_column(String(40))
+    level: Mapped[int] = mapped_column(SmallInteger, default=1)
+    sets: Mapped[int] = mapped_column(SmallInteger)
+    amount: Mapped[int] = mapped_column(SmallInteger)
+
+
+class ProgrammeChange(Base):
+    """Every change to a programme, and every weekly proposal, with its reason (the numbers).
+
+    ``status``: applied, or proposed (waiting for the patient or the therapist), then applied,
+    declined or superseded. ``detail`` holds what changed ({"steps": [[key, [level, sets,
+    amount], [level, sets, amount]], ...]} or {"exercise": key, ...}); ``reason`` the week's
+    numbers that led to a proposal.
+    """
+
+    __tablename__ = "programme_changes"
+    __table_args__ = (Index("ix_programme_changes_user_created", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(12), default="applied")
+    by: Mapped[str] = mapped_column(String(12))  # patient | therapist | review
+    by_name: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[dict[str, Any] | None]
+    reason: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(128))

@@ -38,23 +38,27 @@ def score_keypad(prefix: str) -> list[list[Button]]:
     ]
 
 
-def prompt_markup(checkin_id: int, loc: str) -> InlineKeyboardMarkup:
-    """The daily prompt's buttons: Start / Snooze 15 min, 1 h / Skip today."""
+def prompt_markup(checkin_id: int, loc: str, *, how: bool = False) -> InlineKeyboardMarkup:
+    """The daily prompt's buttons: Start / Snooze 15 min, 1 h / Skip today; [How?] when the
+    prompt names a programme (issue 17)."""
     c = f"ci:{checkin_id}"
-    return keyboard(
+    rows = [
+        [(t("checkin.start", loc), f"{c}:go")],
         [
-            [(t("checkin.start", loc), f"{c}:go")],
-            [
-                (t("checkin.snooze_15", loc), f"{c}:snz:15"),
-                (t("checkin.snooze_60", loc), f"{c}:snz:60"),
-            ],
-            [(t("checkin.skip", loc), f"{c}:skip")],
-        ]
-    )
+            (t("checkin.snooze_15", loc), f"{c}:snz:15"),
+            (t("checkin.snooze_60", loc), f"{c}:snz:60"),
+        ],
+        [(t("checkin.skip", loc), f"{c}:skip")],
+    ]
+    if how:
+        rows[0].append((t("plan.how_button", loc), "pl:how"))
+    return keyboard(rows)
 
 
-def prompt_text(loc: str, *, again: bool = False) -> str:
-    return t("checkin.prompt_again" if again else "checkin.prompt", loc)
+def prompt_text(loc: str, *, again: bool = False, programme: str | None = None) -> str:
+    """The prompt; ``programme`` is today's exercises (``plan.prompt_programme``), if any."""
+    text = t("checkin.prompt_again" if again else "checkin.prompt", loc)
+    return f"{text}\n\n{programme}" if programme else text
 
 
 def ask_score_text(loc: str, key: str) -> str:

@@ -29,6 +29,7 @@ MENU_COMMANDS = (
     "settings",
     "pain",
     "log",
+    "plan",
     "tip",
     "progress",
     "pause",
@@ -70,8 +71,10 @@ async def refresh_chat_menu(
     so theirs is removed (it may be a therapist menu left from a role removed since)."""
     scope = BotCommandScopeChat(user.telegram_id)
     try:
-        if not therapist and app_language is not None and normalize_locale(app_language) == (
-            user.language
+        if (
+            not therapist
+            and app_language is not None
+            and normalize_locale(app_language) == (user.language)
         ):
             await bot.delete_my_commands(scope=scope)
         else:

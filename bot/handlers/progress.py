@@ -20,7 +20,7 @@ from bot.db.session import transaction
 from bot.handlers.checkin import drop_buttons
 from bot.handlers.ui import keyboard, require_consent, telegram_locale, user_locale
 from bot.i18n import t
-from bot.services import export, feedback, patients, therapists, workspace
+from bot.services import export, feedback, patients, programmes, therapists, workspace
 from bot.services.progress import Progress, compute_progress
 
 # --- Text --------------------------------------------------------------------------------------
@@ -103,6 +103,8 @@ def summary_lines(progress: Progress, loc: str) -> list[str]:
 
 # --- Handlers ----------------------------------------------------------------------------------
 
+PROGRAMME_CHANGES_SHOWN = 3
+
 
 async def progress_command(update: Update, context: Ctx) -> None:
     """Sessions against plan, streaks, the pain trend and the before/after effect, and a chart."""
@@ -112,8 +114,14 @@ async def progress_command(update: Update, context: Ctx) -> None:
             return
         loc = user.language
         progress = await compute_progress(session, user, context.clock.now())
+        history = await programmes.changes(session, user.id, limit=PROGRAMME_CHANGES_SHOWN)
     message = update.effective_message
-    await message.reply_text("\n".join(summary_lines(progress, loc)))
+    text = "\n".join(summary_lines(progress, loc))
+    if history:  # the exercise programme's latest changes and their reasons (issue 17)
+        from bot.handlers.plan import history_text
+
+        text += "\n\n" + history_text(history, user.timezone, loc)
+    await message.reply_text(text)
     if progress.has_data:
         # CPU-bound: off the event loop, so other patients are not kept waiting.
         png = await asyncio.to_thread(render_progress_chart, progress, loc)

@@ -20,6 +20,7 @@ HELP_COMMANDS = (
     "settings",
     "pain",
     "log",
+    "plan",
     "tip",
     "progress",
     "pause",

@@ -23,8 +23,10 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.db.session import SessionFactory, transaction
 from bot.handlers.checkin import next_day_markup, prompt_markup, prompt_text
+from bot.handlers.plan import prompt_programme
 from bot.i18n import t
-from bot.services import checkins, reminders
+from bot.services import checkins, programmes, reminders
+from bot.services.exercises import Step
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +127,14 @@ class Dispatcher:
                 lease=timedelta(seconds=self.settings.prompt_lease_seconds),
             )
             questions = await checkins.claim_next_day(session, now, limit=self.batch)
+            # Today's programme of every patient prompted, in one query for the batch.
+            steps = await programmes.steps_for(session, (p.user_id for p in claim.prompts))
         report.expired += len(claim.expired_ids)
         report.missed += len(claim.missed_ids)
         deliveries = DeliveryLog(self.sessions, self.clock)
-        sends = [self._send_prompt(p, report, deliveries) for p in claim.prompts]
+        sends = [
+            self._send_prompt(p, report, deliveries, steps.get(p.user_id)) for p in claim.prompts
+        ]
         try:
             # return_exceptions: one unexpected failure must not abandon the other sends
             # half-way (their deliveries would go unrecorded and be sent again).
@@ -144,15 +150,20 @@ class Dispatcher:
         return len(claim.prompts)
 
     async def _send_prompt(
-        self, prompt: reminders.Prompt, report: TickReport, deliveries: DeliveryLog
+        self,
+        prompt: reminders.Prompt,
+        report: TickReport,
+        deliveries: DeliveryLog,
+        steps: list[Step] | None = None,
     ) -> None:
         loc = prompt.language
+        programme = prompt_programme(steps, loc)
         async with self._gate:
             try:
                 message = await self.bot.send_message(
                     prompt.telegram_id,
-                    prompt_text(loc, again=prompt.after_snooze),
-                    reply_markup=prompt_markup(prompt.checkin_id, loc),
+                    prompt_text(loc, again=prompt.after_snooze, programme=programme),
+                    reply_markup=prompt_markup(prompt.checkin_id, loc, how=bool(programme)),
                     **self._bulk,
                 )
             except (Forbidden, BadRequest) as exc:

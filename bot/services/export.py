@@ -28,6 +28,9 @@ from bot import l10n
 from bot.db.models import (
     CheckIn,
     PainScore,
+    Programme,
+    ProgrammeChange,
+    ProgrammeExercise,
     Schedule,
     Therapist,
     TherapistLink,
@@ -221,6 +224,7 @@ async def export_rows(session: AsyncSession, user: User) -> list[dict[str, str]]
         rows.append(
             out.row("therapist_link", when, status=_value("link", status, loc), detail=name or "")
         )
+    rows += await _programme_rows(session, user, out)
     role = await session.scalar(select(Therapist).where(Therapist.user_id == user.id))
     if role is not None:
         rows.append(out.row("therapist_role", role.granted_at, detail=role.display_name or ""))
@@ -233,6 +237,54 @@ async def export_rows(session: AsyncSession, user: User) -> list[dict[str, str]]
     ):
         author = _value("author", note.author, loc)
         rows.append(out.row("note", note.created_at, kind=author, detail=note.text))
+    return rows
+
+
+async def _programme_rows(session: AsyncSession, user: User, out: _Rows) -> list[dict[str, str]]:
+    """The exercise programme (issue 17): each exercise with its dose, and every change with
+    who made it and the numbers that led to it (as JSON: they are for reading back)."""
+    loc = out.loc
+    rows = []
+    programme = await session.scalar(select(Programme).where(Programme.user_id == user.id))
+    if programme is not None:
+        detail = {
+            "origin": programme.origin,
+            "starter": programme.starter,
+            "set_by": programme.set_by,
+            "auto_progress": programme.auto_progress,
+        }
+        rows.append(
+            out.row(
+                "programme",
+                programme.updated_at,
+                kind=_value("programme_origin", programme.origin, loc),
+                detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+            )
+        )
+        for e in await session.scalars(
+            select(ProgrammeExercise)
+            .where(ProgrammeExercise.programme_id == programme.id)
+            .order_by(ProgrammeExercise.position, ProgrammeExercise.id)
+        ):
+            name_key = f"exercises.{e.exercise}.name"
+            name = t(name_key, loc) if has(name_key, loc) else e.exercise
+            dose = f"{t('plan.level', loc, level=e.level)}; {e.sets} × {e.amount}"
+            rows.append(out.row("programme_exercise", None, kind=name, detail=dose))
+    for c in await session.scalars(
+        select(ProgrammeChange)
+        .where(ProgrammeChange.user_id == user.id)
+        .order_by(ProgrammeChange.created_at, ProgrammeChange.id)
+    ):
+        detail = {"by": c.by, "by_name": c.by_name, "change": c.detail, "reason": c.reason}
+        rows.append(
+            out.row(
+                "programme_change",
+                c.created_at,
+                kind=c.kind,
+                status=c.status,
+                detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+            )
+        )
     return rows
 
 
