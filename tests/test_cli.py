@@ -92,6 +92,9 @@ async def test_run_polls_a_bot_api_server_and_never_logs_the_token(tmp_path):
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
+        # Drain the output as it comes: at DEBUG a full pipe (64 KiB) would block the bot's
+        # logging, and with it the bot, until the test reads it at the end.
+        reader = asyncio.create_task(proc.stdout.read())
         try:
             await fake.wait_for(lambda: ("default", "da") in fake.commands, timeout=30)
             for loc, uid in (("en", 1), ("da", 2), ("es", 3)):
@@ -110,7 +113,8 @@ async def test_run_polls_a_bot_api_server_and_never_logs_the_token(tmp_path):
                 assert user.messages[-2].text == tx("setup.language_set", "es")
         finally:
             proc.send_signal(signal.SIGINT)
-            out, _ = await asyncio.wait_for(proc.communicate(), 30)
+            out = await asyncio.wait_for(reader, 30)
+            await asyncio.wait_for(proc.wait(), 30)
         log = out.decode()
         assert "bot starting" in log
         assert TOKEN not in log and TOKEN.split(":")[1] not in log
