@@ -12,7 +12,7 @@ from sqlalchemy import event, select
 
 from bot.db.models import CheckIn, Programme, ProgrammeChange, ProgrammeExercise, User
 from bot.scheduling.reviews import run_reviews
-from bot.services import exercises, programmes
+from bot.services import exercises, export, programmes
 from bot.services.exercises import Step
 from bot.services.reminders import Status
 from tests.conftest import setup_through, tx
@@ -104,8 +104,12 @@ async def test_plan_choose_a_starter_see_it_confirm_and_drop_one(app, fake, sess
     # /export carries the programme and its changes.
     await ben.send("/export")
     csv_text = fake.chat_messages(PATIENT)[-2].document.decode("utf-8-sig")
-    assert "programme_exercise,,,sit_to_stand" in csv_text
-    assert "programme_change" in csv_text and "removed" in csv_text
+    # In the patient's language, with their spreadsheet's separator.
+    sep = export.csv_delimiter(loc)
+    record = tx("export.record.programme_exercise", loc)
+    name = tx("exercises.sit_to_stand.name", loc)
+    assert sep.join((record, "", "", "", name)) in csv_text
+    assert tx("export.record.programme_change", loc) in csv_text and "removed" in csv_text
     assert not fake.errors
 
 
