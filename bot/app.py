@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import BotCommand, Update
@@ -27,6 +28,7 @@ from bot.handlers import checkin, general, progress, settings, setup, start, the
 from bot.i18n import SUPPORTED_LOCALES, t
 from bot.ratelimit import PriorityRateLimiter
 from bot.scheduling.dispatcher import Dispatcher
+from bot.scheduling.leader import Leadership
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ def build_application(
         .context_types(ContextTypes(context=Ctx, bot_data=BotData))
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .post_init(_post_init)
+        .post_stop(_post_stop)
         .post_shutdown(_dispose_engine if own_engine else None)
     )
     if settings_.send_rate_per_second:
@@ -75,6 +78,8 @@ def build_application(
     app.bot_data.dispatcher = Dispatcher(
         app.bot, app.bot_data.sessions, settings_, app.bot_data.clock
     )
+    app.bot_data.dispatcher.on_progress = lambda: _heartbeat(app)
+    app.bot_data.leader = Leadership(engine)
     register_handlers(app)
     return app
 
@@ -98,8 +103,16 @@ def schedule_jobs(app: BotApp) -> None:
     schedule_weekly_digest(app)
 
 
+def _heartbeat(app: BotApp) -> None:
+    """The dispatcher is alive (read by /healthz): at every tick and during a long fan-out."""
+    app.bot_data.last_tick = time.monotonic()
+
+
 async def _tick(context: Ctx) -> None:
-    await context.bot_data.dispatcher.tick()
+    """Every replica ticks (and stays healthy); only the leader sends (one limit overall)."""
+    context.bot_data.last_tick = time.monotonic()
+    if await context.bot_data.leader.is_leader():
+        await context.bot_data.dispatcher.tick()
 
 
 def register_handlers(app: BotApp) -> None:
@@ -156,13 +169,22 @@ def register_handlers(app: BotApp) -> None:
 
 
 async def _post_init(app: BotApp) -> None:
-    """Register the command menu in every language (and English as the default)."""
+    """The jobs, and the command menu in every language (and English as the default).
+
+    Polling and webhook mode both run this (bot/webhook.py serve)."""
+    app.bot_data.started_at = time.monotonic()
     if app.bot_data.run_jobs:
         schedule_jobs(app)
     for locale in (*SUPPORTED_LOCALES, None):
         loc = locale or "en"
         commands = [BotCommand(c, t(f"commands.{c}", loc)) for c in MENU_COMMANDS]
         await app.bot.set_my_commands(commands, language_code=locale)
+
+
+async def _post_stop(app: BotApp) -> None:
+    """Jobs have stopped: hand the leader lock over at once rather than when the process ends."""
+    if app.bot_data.leader is not None:
+        await app.bot_data.leader.release()
 
 
 async def _dispose_engine(app: BotApp) -> None:

@@ -23,7 +23,10 @@ class ConfigError(Exception):
 class Settings(BaseSettings):
     """Every knob of the bot. Frozen: change the environment and restart instead."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_file=None)
+    # No env file by default (tests, demo, bench); `python -m bot` passes ENV_FILE (".env").
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", env_file=None, env_file_encoding="utf-8"
+    )
 
     telegram_bot_token: SecretStr
     telegram_api_base_url: str = DEFAULT_API_BASE_URL
@@ -48,6 +51,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr = SecretStr("")
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = Field(default=8080, ge=1, le=65535)
+    # Polling mode serves GET /healthz here (webhook mode serves it on WEBHOOK_PORT). 0 = off.
+    health_listen: str = "127.0.0.1"
+    health_port: int = Field(default=8081, ge=0, le=65535)
 
     @field_validator("webhook_url")
     @classmethod
@@ -151,10 +157,14 @@ class Settings(BaseSettings):
         return None if raw in ("", ":memory:") else Path(raw)
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build Settings from the environment; raise ConfigError naming the first bad variable."""
+ENV_FILE = ".env"
+
+
+def load_settings(env_file: str | None = None, **overrides: object) -> Settings:
+    """Build Settings from the environment (and ``env_file`` if given and present: variables
+    set in the environment win over the file); raise ConfigError naming the first bad one."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type, call-arg]
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]).upper() if err["loc"] else "configuration"

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
 from telegram import Bot
@@ -44,13 +45,25 @@ class TickReport:
     next_day: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def as_log(self) -> str:
+        """``sent=12 failed=0 ... errors=0``: one key=value line a log search can filter."""
+        fields = asdict(self)
+        fields["errors"] = len(self.errors)
+        return " ".join(f"{key}={value}" for key, value in fields.items())
+
 
 class DeliveryLog:
     """Records delivered prompts in batches: up to ``max_batch`` or ``max_age`` seconds old."""
 
     def __init__(
-        self, sessions: SessionFactory, clock: Clock, max_batch: int = 25, max_age: float = 0.2
+        self,
+        sessions: SessionFactory,
+        clock: Clock,
+        max_batch: int = 25,
+        max_age: float = 0.2,
+        on_flush: Callable[[], None] = lambda: None,
     ) -> None:
+        self.on_flush = on_flush
         self.sessions = sessions
         self.clock = clock
         self.max_batch = max_batch
@@ -70,6 +83,7 @@ class DeliveryLog:
         if batch:
             async with transaction(self.sessions) as session:
                 await reminders.mark_prompted_many(session, batch, self.clock.now())
+            self.on_flush()
 
 
 class Dispatcher:
@@ -94,6 +108,11 @@ class Dispatcher:
         )
         self.batch = batch
         self._gate = asyncio.Semaphore(SEND_CONCURRENCY)
+        # Set on shutdown: unsent prompts of the round are left to their lease (sent again by
+        # the next tick, here or on another replica), so SIGTERM does not wait for a fan-out.
+        self.stopping = False
+        # Called at each round and each recorded batch of sends (the /healthz heartbeat).
+        self.on_progress: Callable[[], None] = lambda: None
 
     async def tick(self) -> TickReport:
         """Claim what is due now, send it, record it; safe to run on several replicas.
@@ -103,13 +122,14 @@ class Dispatcher:
         large fan-out (bar B2). Failures end the tick, so an outage is not hammered.
         """
         report = TickReport()
-        while True:
+        while not self.stopping:
+            self.on_progress()
             failed_before = report.failed + report.blocked
             claimed = await self._round(report)
             if claimed < self.batch or report.failed + report.blocked > failed_before:
                 break
         if report.sent or report.next_day or report.failed or report.blocked:
-            log.info("tick: %s", report)
+            log.info("tick %s", report.as_log())
         return report
 
     async def _round(self, report: TickReport) -> int:
@@ -127,7 +147,7 @@ class Dispatcher:
             questions = await checkins.claim_next_day(session, now, limit=self.batch)
         report.expired += len(claim.expired_ids)
         report.missed += len(claim.missed_ids)
-        deliveries = DeliveryLog(self.sessions, self.clock)
+        deliveries = DeliveryLog(self.sessions, self.clock, on_flush=self.on_progress)
         sends = [self._send_prompt(p, report, deliveries) for p in claim.prompts]
         try:
             # return_exceptions: one unexpected failure must not abandon the other sends
@@ -148,6 +168,8 @@ class Dispatcher:
     ) -> None:
         loc = prompt.language
         async with self._gate:
+            if self.stopping:  # shutting down: the claim's lease sends it again
+                return
             try:
                 message = await self.bot.send_message(
                     prompt.telegram_id,
