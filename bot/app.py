@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -64,6 +65,9 @@ def build_application(
         .base_file_url(settings_.bot_file_url)
         .context_types(ContextTypes(context=Ctx, bot_data=BotData))
         .defaults(Defaults(parse_mode=ParseMode.HTML))
+        # Bounded: a burst beyond this waits (polling) or gets 503 (webhook; Telegram retries)
+        # instead of growing memory without limit.
+        .update_queue(asyncio.Queue(maxsize=settings_.update_queue_size))
         .post_init(_post_init)
         .post_stop(_post_stop)
         .post_shutdown(_dispose_engine if own_engine else None)

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr = SecretStr("")
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = Field(default=8080, ge=1, le=65535)
+    # Updates waiting to be handled; beyond this, webhook answers 503 and polling waits.
+    update_queue_size: int = Field(default=1000, ge=1)
     # Polling mode serves GET /healthz here (webhook mode serves it on WEBHOOK_PORT). 0 = off.
     health_listen: str = "127.0.0.1"
     health_port: int = Field(default=8081, ge=0, le=65535)

@@ -124,8 +124,14 @@ async def serve(app: BotApp, settings: Settings, stop: asyncio.Event) -> None:
                 host, port = settings.webhook_listen, settings.webhook_port
             else:
                 host, port = settings.health_listen, settings.health_port
-            await web.TCPSite(runner, host, port).start()
-            log.info("listening on %s:%s (%s)", host, port, "webhook" if webhook else "health")
+            try:
+                await web.TCPSite(runner, host, port).start()
+                log.info("listening on %s:%s (%s)", host, port, "webhook" if webhook else "health")
+            except OSError as exc:
+                if webhook:  # no updates without it
+                    raise
+                # Polling still works; the orchestrator's health check will say so.
+                log.error("health endpoint not served on %s:%s: %s", host, port, exc.strerror)
         if webhook:
             await app.bot.set_webhook(
                 url=settings.webhook_url,
