@@ -165,3 +165,33 @@ async def test_sigterm_during_a_fan_out_exits_in_time_and_loses_nothing(tmp_path
     await engine.dispose()
     assert prompted == sent
     assert "tick sent=" in out.decode() or sent > 0
+
+
+async def test_settings_are_read_from_dot_env_and_the_environment_wins(tmp_path):
+    db = tmp_path / "from-dotenv.sqlite3"
+    (tmp_path / ".env").write_text(
+        f"# comment\nDATABASE_URL=sqlite+aiosqlite:///{db}\nLOG_LEVEL=warning\nADMIN_IDS=5\n"
+    )
+    env = bot_env(tmp_path)
+    env.pop("DATABASE_URL")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "therapist",
+        "add",
+        "42",
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert (proc.returncode, out.decode()) == (0, "42 is now a therapist\n")
+    assert db.exists()
+
+    from bot.config import load_settings
+
+    settings = load_settings(str(tmp_path / ".env"), telegram_bot_token=TOKEN)
+    assert settings.log_level == "WARNING" and settings.admin_ids == {5}
+    assert load_settings(str(tmp_path / "missing.env"), telegram_bot_token=TOKEN).admin_ids == set()
