@@ -20,9 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
 
-# Arbitrary, fixed 64-bit keys ("PainCoach" in ASCII, then 1 and 2).
+# An arbitrary, fixed 64-bit key ("PainCoach" + 1; migrations use + 2, bot/db/migrate.py).
 LEADER_LOCK_KEY = 0x5061696E436F01
-MIGRATION_LOCK_KEY = 0x5061696E436F02
 
 
 class Leadership:
