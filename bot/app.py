@@ -25,7 +25,9 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.context import BotApp, BotData, Ctx
 from bot.db.session import create_engine, make_session_factory
+from bot.fairness import FairUpdateProcessor
 from bot.handlers import checkin, general, progress, settings, setup, start, therapist, tips
+from bot.handlers.throttle import slow_down
 from bot.i18n import SUPPORTED_LOCALES, t
 from bot.ratelimit import PriorityRateLimiter
 from bot.scheduling.dispatcher import Dispatcher
@@ -58,6 +60,11 @@ def build_application(
     """The Application with every handler, the database and the clock; nothing started yet."""
     own_engine = engine is None
     engine = engine or create_engine(settings_.database_url)
+    processor = FairUpdateProcessor(
+        workers=settings_.update_workers,
+        budget=settings_.user_command_budget,
+        window=settings_.user_command_window_seconds,
+    )
     builder = (
         ApplicationBuilder()
         .token(settings_.telegram_bot_token.get_secret_value())
@@ -68,6 +75,8 @@ def build_application(
         # Bounded: a burst beyond this waits (polling) or gets 503 (webhook; Telegram retries)
         # instead of growing memory without limit.
         .update_queue(asyncio.Queue(maxsize=settings_.update_queue_size))
+        # Concurrent across users, one at a time per user, a per-user command budget.
+        .concurrent_updates(processor)
         .post_init(_post_init)
         .post_stop(_post_stop)
         .post_shutdown(_dispose_engine if own_engine else None)
@@ -84,6 +93,7 @@ def build_application(
     )
     app.bot_data.dispatcher.on_progress = lambda: _heartbeat(app)
     app.bot_data.leader = Leadership(engine)
+    processor.on_throttled = lambda update: slow_down(update, app)
     register_handlers(app)
     return app
 

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     webhook_port: int = Field(default=8080, ge=1, le=65535)
     # Updates waiting to be handled; beyond this, webhook answers 503 and polling waits.
     update_queue_size: int = Field(default=1000, ge=1)
+    # Updates handled at once (different users; one user's updates go one at a time).
+    update_workers: int = Field(default=16, ge=1)
+    # Commands a user may send per window; the next gets one "slow down", then silence.
+    user_command_budget: int = Field(default=10, ge=1)
+    user_command_window_seconds: float = Field(default=10, gt=0)
     # Polling mode serves GET /healthz here (webhook mode serves it on WEBHOOK_PORT). 0 = off.
     health_listen: str = "127.0.0.1"
     health_port: int = Field(default=8081, ge=0, le=65535)

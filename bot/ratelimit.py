@@ -15,8 +15,11 @@ reminders drain waits behind them. This limiter instead:
   (the dispatcher's fan-out passes ``rate_limit_args={"bulk": True}``);
 - spaces bulk sends to the same chat by ``per_chat_interval`` (interactive replies to one
   patient are few and belong together, so they are not spaced);
-- on a 429 pauses every send for ``retry_after`` and retries the same request, so a
-  rate-limited message is neither lost nor sent twice (Telegram did not deliver it).
+- on a 429 pauses the chat it was for (only that chat: one patient flooding, or one chat
+  over its own limit, must not hold up everyone's replies and reminders) for ``retry_after``
+  and retries the same request, so a rate-limited message is neither lost nor sent twice
+  (Telegram did not deliver it). A 429 without a chat, or 429s for several chats within a
+  second (the bot-wide limit, then), pause every send.
 Only message-sending methods count; answers to callback queries, edits and chat actions
 pass straight through (they are not messages in Telegram's broadcast limit).
 """
@@ -73,6 +76,8 @@ class PriorityRateLimiter(BaseRateLimiter[dict]):
         self._last_bulk_to_chat: dict[object, float] = {}
         self._pump: asyncio.Task[None] | None = None
         self._last_bulk_grant = 0.0
+        self._chat_resume_at: dict[object, float] = {}
+        self._recent_429: deque[tuple[float, object]] = deque()
 
     async def initialize(self) -> None:
         """Nothing to set up: the pump task starts with the first request."""
@@ -97,7 +102,9 @@ class PriorityRateLimiter(BaseRateLimiter[dict]):
     ) -> bool | dict | list[dict]:
         bulk = bool(rate_limit_args and rate_limit_args.get("bulk"))
         counted = counts_as_message(endpoint)
+        chat_id = data.get("chat_id")
         for attempt in range(self.max_retries + 1):
+            await self._chat_pause(chat_id)
             if counted:
                 if bulk:
                     await self._space_chat(data.get("chat_id"))
@@ -106,16 +113,46 @@ class PriorityRateLimiter(BaseRateLimiter[dict]):
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
                 wait = _seconds(exc.retry_after)
-                log.warning("429 on %s: pausing sends for %.1f s", endpoint, wait)
-                self.pause(wait)
+                self._on_429(endpoint, chat_id, wait)
                 if attempt == self.max_retries:
                     raise
-                if not counted:
+                if chat_id is None and not counted:  # e.g. answerCallbackQuery: wait here
                     await asyncio.sleep(wait)
             finally:
                 if counted:
                     self._release()
         raise AssertionError("unreachable")
+
+    # This many different chats answered 429 within one window: the limit is bot-wide.
+    GLOBAL_AFTER_CHATS = 3
+
+    def _on_429(self, endpoint: str, chat_id: object, wait: float) -> None:
+        now = time.monotonic()
+        self._recent_429.append((now, chat_id))
+        while self._recent_429 and now - self._recent_429[0][0] > self.window:
+            self._recent_429.popleft()
+        chats = {c for _, c in self._recent_429}
+        if chat_id is None or len(chats) >= self.GLOBAL_AFTER_CHATS:
+            log.warning("rate_limited=all endpoint=%s pause=%.1f", endpoint, wait)
+            self.pause(wait)
+        else:
+            log.warning("rate_limited=chat endpoint=%s pause=%.1f", endpoint, wait)
+        if chat_id is not None:  # the retry of this request waits in _chat_pause
+            resume = max(self._chat_resume_at.get(chat_id, 0.0), now + wait)
+            self._chat_resume_at[chat_id] = resume
+
+    async def _chat_pause(self, chat_id: object) -> None:
+        """Wait out a retry_after Telegram gave for this chat (other chats go on)."""
+        if chat_id is None or not self._chat_resume_at:
+            return
+        resume = self._chat_resume_at.get(chat_id)
+        if resume is None:
+            return
+        now = time.monotonic()
+        if resume > now:
+            await asyncio.sleep(resume - now)
+        elif self._chat_resume_at.get(chat_id) == resume:
+            del self._chat_resume_at[chat_id]
 
     def pause(self, seconds: float) -> None:
         """Grant nothing for ``seconds`` (Telegram said so with retry_after)."""

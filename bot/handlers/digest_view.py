@@ -6,7 +6,6 @@ Used by /digest (on demand) and by the weekly job (``bot.scheduling.digest``).
 
 from __future__ import annotations
 
-import asyncio
 import html
 from datetime import date, timedelta
 from typing import Any
@@ -17,6 +16,7 @@ from bot import digest_chart
 from bot.i18n import t
 from bot.services.digest import Digest, Flag, PatientWeek
 from bot.services.schedule_rules import zone
+from bot.workers import run_cpu
 
 # sendMessage: at most 4096 characters (UTF-16 code units) after entity parsing. We measure
 # the HTML source, which is never shorter than what Telegram counts.
@@ -191,6 +191,6 @@ async def send_digest(
         await bot.send_message(chat_id, text, **send_kwargs)
     if not digest.patients:
         return len(texts)
-    png, caption = await asyncio.to_thread(chart, digest, tz, loc)
+    png, caption = await run_cpu(chart, digest, tz, loc)
     await bot.send_photo(chat_id, png, caption=caption, **send_kwargs)
     return len(texts) + 1
