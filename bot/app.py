@@ -22,7 +22,7 @@ from telegram.ext import (
 )
 
 from bot.clock import Clock
-from bot.config import Settings
+from bot.config import FREE_RATE, Settings
 from bot.context import BotApp, BotData, Ctx
 from bot.db.session import create_engine, make_session_factory
 from bot.fairness import FairUpdateProcessor
@@ -82,7 +82,12 @@ def build_application(
         .post_shutdown(_dispose_engine if own_engine else None)
     )
     if settings_.send_rate_per_second:
-        builder = builder.rate_limiter(PriorityRateLimiter(settings_.send_rate_per_second))
+        rate = settings_.send_rate_per_second
+        if settings_.allow_paid_broadcast:  # the fan-out pays for up to `rate`; the rest is free
+            limiter = PriorityRateLimiter(min(rate, FREE_RATE), paid_rate=rate)
+        else:
+            limiter = PriorityRateLimiter(rate)
+        builder = builder.rate_limiter(limiter)
     app: BotApp = builder.build()
     app.bot_data.settings = settings_
     app.bot_data.sessions = make_session_factory(engine)

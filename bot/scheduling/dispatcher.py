@@ -106,6 +106,8 @@ class Dispatcher:
         self._bulk = (
             {"rate_limit_args": {"bulk": True}} if getattr(bot, "rate_limiter", None) else {}
         )
+        if settings.allow_paid_broadcast:  # 0.1 Star a message, up to 1000/s (README)
+            self._bulk["allow_paid_broadcast"] = True
         self.batch = batch
         self._gate = asyncio.Semaphore(SEND_CONCURRENCY)
         # Set on shutdown: unsent prompts of the round are left to their lease (sent again by
