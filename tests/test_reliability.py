@@ -55,7 +55,8 @@ def start_bot(fake: FakeTelegram, engine) -> asyncio.subprocess.Process:
         DATABASE_URL=engine.url.render_as_string(hide_password=False),
         DISPATCH_INTERVAL_SECONDS="0.3",
         PROMPT_LEASE_SECONDS="2",
-        SEND_RATE_PER_SECOND="100",
+        SEND_RATE_PER_SECOND="100",  # above the free 30/s: paid broadcasts (README)
+        ALLOW_PAID_BROADCAST="true",
         LOG_LEVEL="WARNING",
     )
     return asyncio.create_subprocess_exec(
