@@ -157,3 +157,36 @@ async def test_polling_mode_serves_health_and_runs_the_same_start_up(fake, engin
         assert fake.calls_of("setMyCommands")
         await patient.send("/help")
         await fake.wait_for(lambda: len(patient.messages) == 2, timeout=10)
+
+
+async def test_a_full_update_queue_answers_503_so_telegram_retries(
+    fake, engine, sessions, clock, monkeypatch
+):
+    from aiohttp.test_utils import TestServer
+
+    import bot.webhook as webhook
+
+    monkeypatch.setattr(webhook, "QUEUE_PUT_TIMEOUT", 0.2)
+    settings = load_settings(
+        telegram_bot_token=TEST_TOKEN,
+        telegram_api_base_url=fake.api_base_url,
+        database_url=engine.url.render_as_string(hide_password=False),
+        webhook_url="https://bot.example.org/tg/hook",
+        update_queue_size=1,
+    )
+    app = build_application(settings, clock=clock, engine=engine)  # not started: nothing drains
+    server = TestServer(webhook.make_web_app(app, settings))
+    await server.start_server()
+    headers = {SECRET_HEADER: settings.webhook_secret_value}
+    update = {
+        "update_id": 1,
+        "message": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}},
+    }
+    try:
+        async with httpx.AsyncClient(base_url=str(server.make_url(""))) as client:
+            first = await client.post("/tg/hook", json=update, headers=headers)
+            second = await client.post("/tg/hook", json=update, headers=headers)
+    finally:
+        await server.close()
+    assert (first.status_code, second.status_code) == (200, 503)
+    assert app.update_queue.qsize() == 1
