@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 # (httpcore's pool bookkeeping), and an unbounded gather of 5,000 sends timed out
 # (ARCHITECTURE.md "Telegram I/O").
 SEND_CONCURRENCY = 8
+# Paid broadcasts go up to 1000/s: more sends in flight hide the limiter's and the delivery
+# log's latency (still within the 8-16 that keeps httpcore's per-send cost flat).
+PAID_SEND_CONCURRENCY = 16
 
 
 @dataclass
@@ -109,7 +112,9 @@ class Dispatcher:
         if settings.allow_paid_broadcast:  # 0.1 Star a message, up to 1000/s (README)
             self._bulk["allow_paid_broadcast"] = True
         self.batch = batch
-        self._gate = asyncio.Semaphore(SEND_CONCURRENCY)
+        self._gate = asyncio.Semaphore(
+            PAID_SEND_CONCURRENCY if settings.allow_paid_broadcast else SEND_CONCURRENCY
+        )
         # Set on shutdown: unsent prompts of the round are left to their lease (sent again by
         # the next tick, here or on another replica), so SIGTERM does not wait for a fan-out.
         self.stopping = False
