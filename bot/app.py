@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -25,7 +24,7 @@ from bot.clock import Clock
 from bot.config import FREE_RATE, Settings
 from bot.context import BotApp, BotData, Ctx
 from bot.db.session import create_engine, make_session_factory
-from bot.fairness import FairUpdateProcessor
+from bot.fairness import FairUpdateProcessor, UpdateQueue
 from bot.handlers import checkin, general, progress, settings, setup, start, therapist, tips
 from bot.handlers.throttle import slow_down
 from bot.i18n import SUPPORTED_LOCALES, t
@@ -74,7 +73,7 @@ def build_application(
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         # Bounded: a burst beyond this waits (polling) or gets 503 (webhook; Telegram retries)
         # instead of growing memory without limit.
-        .update_queue(asyncio.Queue(maxsize=settings_.update_queue_size))
+        .update_queue(UpdateQueue(maxsize=settings_.update_queue_size))
         # Concurrent across users, one at a time per user, a per-user command budget.
         .concurrent_updates(processor)
         .post_init(_post_init)

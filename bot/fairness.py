@@ -13,7 +13,14 @@ every slot. This processor (a ``telegram.ext.BaseUpdateProcessor``):
   serialized per user, so a flood of them only delays its sender).
 
 The budget is checked before the update waits for anything, so a flooding user's excess never
-occupies a slot of PTB's own semaphore (``max_pending``).
+occupies a slot of PTB's own semaphore (``max_pending``); and one user never has more than
+``max_per_user`` updates waiting (a flood of buttons or text beyond that is dropped), so no
+single user can fill the in-flight slots of ``UpdateQueue``.
+
+With ``concurrent_updates`` PTB takes every update off its queue at once and makes it a task,
+so a ``maxsize`` on the queue alone bounds nothing. ``UpdateQueue`` hands out at most
+``in_flight`` updates that have not finished yet (PTB calls ``task_done`` when one has): past
+that the queue fills up, and then the webhook answers 503 (Telegram retries) and polling waits.
 """
 
 from __future__ import annotations
@@ -29,6 +36,27 @@ from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
 log = logging.getLogger(__name__)
+
+
+class UpdateQueue(asyncio.Queue):
+    """An update queue that gives PTB's update fetcher at most ``in_flight`` unfinished updates."""
+
+    def __init__(self, maxsize: int, in_flight: int = 256) -> None:
+        super().__init__(maxsize)
+        self._slots = asyncio.Semaphore(in_flight)
+
+    async def get(self) -> Any:
+        await self._slots.acquire()
+        try:
+            return await super().get()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def task_done(self) -> None:
+        """PTB: this update has been handled (or the stop signal was taken)."""
+        super().task_done()
+        self._slots.release()
 
 
 def user_key(update: object) -> int | None:
@@ -51,6 +79,7 @@ class FairUpdateProcessor(BaseUpdateProcessor):
         window: float = 10.0,
         on_throttled: Callable[[Update], Awaitable[None]] | None = None,
         max_pending: int = 512,
+        max_per_user: int = 20,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(max_concurrent_updates=max_pending)
@@ -59,6 +88,7 @@ class FairUpdateProcessor(BaseUpdateProcessor):
         self.window = window
         self.on_throttled = on_throttled
         self.clock = clock
+        self.max_per_user = max_per_user
         self._workers = asyncio.Semaphore(workers)
         self._locks: dict[int, asyncio.Lock] = {}
         self._users_waiting: dict[int, int] = {}
@@ -109,6 +139,11 @@ class FairUpdateProcessor(BaseUpdateProcessor):
                     log.info("throttled user_budget=%s window=%.0f", self.budget, self.window)
                     await self._say_slow_down(update)
                 return
+        if self._users_waiting.get(key, 0) >= self.max_per_user:
+            _discard(coroutine)  # a flood: this user already has plenty waiting
+            self.dropped += 1
+            log.info("dropped update: user_pending=%s", self.max_per_user)
+            return
         lock = self._locks.get(key)
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()

@@ -138,3 +138,37 @@ async def test_a_flood_of_commands_gets_one_slow_down_and_others_are_answered(fa
         lambda: queued_app.update_queue.qsize() == 0 and processor.current_concurrent_updates == 0
     )
     assert len(flooder.messages) == 11 and processor.dropped == 20
+
+
+async def test_the_update_queue_bounds_updates_in_flight():
+    """PTB takes every update off its queue at once when updates run concurrently; this
+    queue hands out only `in_flight` unfinished ones, so the rest stay queued (and a full
+    queue makes the webhook answer 503)."""
+    from bot.fairness import UpdateQueue
+
+    queue = UpdateQueue(maxsize=2, in_flight=2)
+    await queue.put(0)
+    await queue.put(1)
+    assert [await queue.get(), await queue.get()] == [0, 1]
+    await queue.put(2)
+    await queue.put(3)
+    assert queue.full()
+    third = asyncio.create_task(queue.get())
+    await asyncio.sleep(0.01)
+    assert not third.done()  # two are in flight: wait
+    queue.task_done()  # one of them finished
+    assert await asyncio.wait_for(third, 1) == 2
+
+
+async def test_one_user_cannot_hold_every_slot_with_a_flood_of_buttons():
+    processor = FairUpdateProcessor(workers=4, budget=100, max_per_user=3)
+    probe = Probe()
+    tasks = [
+        asyncio.create_task(processor.process_update(message_update(i, 1, "5"), probe.work(1, i)))
+        for i in range(10)
+    ]
+    await asyncio.sleep(0.05)
+    probe.release.set()
+    await asyncio.gather(*tasks)
+    assert probe.done == [0, 1, 2]  # the rest of the flood was dropped
+    assert processor.dropped == 7
