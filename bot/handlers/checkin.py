@@ -87,8 +87,6 @@ async def on_button(update: Update, context: Ctx) -> None:
         await general.on_unknown_button(update, context)
         return
     action, value = parts[2], (parts[3] if len(parts) > 3 else "")
-    if action == "b" and await record_before_fast(update, context, checkin_id, value):
-        return
     now = context.clock.now()
     async with transaction(context.sessions) as session:
         user, loaded = await checkins.load_pressed(
@@ -122,26 +120,6 @@ async def on_button(update: Update, context: Ctx) -> None:
         return
     await asyncio.gather(query.answer(), drop_buttons(query.message))
     await query.message.reply_text(text, reply_markup=markup)
-
-
-async def record_before_fast(update: Update, context: Ctx, checkin_id: int, value: str) -> bool:
-    """A pain-before press on the fast path (bar B4): one guarded UPDATE ... RETURNING, then
-    the same reply as the general path. False (nothing changed) when the guard did not hold:
-    the general path then gives the double tap, wrong step or closed answer."""
-    score = parse_int(value, 0, 10)
-    if score is None:
-        return False
-    query = update.callback_query
-    async with transaction(context.sessions) as session:
-        done = await checkins.record_before_guarded(
-            session, checkin_id, update.effective_user.id, score, context.clock.now()
-        )
-        if done is None:
-            return False
-        checkin, user = done
-        text, markup = await compose_next("b", checkin, user, context, session)
-    await asyncio.gather(query.answer(), query.message.edit_text(text, reply_markup=markup))
-    return True
 
 
 async def apply(action, value, checkin: CheckIn, user: User, context: Ctx, message, session):

@@ -11,7 +11,7 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import CheckIn, PainScore, User
@@ -299,55 +299,3 @@ async def claim_next_day(
         questions.append(NextDayQuestion(checkin.id, user.telegram_id, user.language))
     await session.flush()
     return questions
-
-
-async def record_before_guarded(
-    session: AsyncSession, checkin_id: int, telegram_id: int, score: int, now: datetime
-) -> tuple[CheckIn, User] | None:
-    """The hot path of a pain-before press (bar B4) as one guarded ``UPDATE ... RETURNING``:
-    it applies only to the presser's own, consented, started, unexpired check-in, so the
-    guard is the statement itself (no ``SELECT ... FOR UPDATE`` first). None when it did not
-    apply: the caller then takes the general path, which tells a double tap, a wrong step or
-    a closed check-in apart. Same effect as ``record_before`` on a loaded check-in.
-
-    PostgreSQL returns the patient too (``UPDATE ... FROM users RETURNING``: one round trip);
-    SQLite cannot return columns of a FROM table, so it reads the patient by primary key."""
-    guard = (
-        CheckIn.id == checkin_id,
-        CheckIn.status == Status.STARTED,
-        CheckIn.expires_at.is_(None) | (CheckIn.expires_at > now),
-    )
-    values = {"pain_before": score, "status": Status.EXERCISING, "updated_at": now}
-    if session.bind.dialect.name == "postgresql":
-        row = (
-            await session.execute(
-                update(CheckIn)
-                .where(
-                    *guard,
-                    CheckIn.user_id == User.id,
-                    User.telegram_id == telegram_id,
-                    User.consent_at.is_not(None),
-                )
-                .values(values)
-                .returning(CheckIn, User)
-                .execution_options(synchronize_session=False)
-            )
-        ).first()
-        return (row[0], row[1]) if row is not None else None
-    owner = (
-        select(User.id)
-        .where(User.telegram_id == telegram_id, User.consent_at.is_not(None))
-        .scalar_subquery()
-    )
-    checkin = (
-        await session.scalars(
-            update(CheckIn)
-            .where(*guard, CheckIn.user_id == owner)
-            .values(values)
-            .returning(CheckIn)
-            .execution_options(synchronize_session=False)
-        )
-    ).first()
-    if checkin is None:
-        return None
-    return checkin, await session.get(User, checkin.user_id)
