@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ENV_FILE, ConfigError, Settings, load_settings
 
 log = logging.getLogger("bot")
 
@@ -101,21 +102,26 @@ def _ensure_sqlite_dir(settings: Settings) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def run_bot(settings: Settings) -> None:
+def run_bot(settings: Settings) -> int:
+    """Polling or webhook mode, with the same start-up and shutdown (bot/webhook.py serve)."""
+    from telegram.error import InvalidToken
+
     from bot.app import build_application
     from bot.i18n import load_locales
-    from bot.webhook import ALLOWED_UPDATES, run_webhook
+    from bot.webhook import run
 
     asyncio.run(_migrate(settings))
     load_locales()
     app = build_application(settings)
-    if settings.webhook_url:
-        log.info("bot starting (webhook, API %s)", settings.telegram_api_base_url)
-        run_webhook(app, settings)
-        return
-    log.info("bot starting (polling, API %s)", settings.telegram_api_base_url)
-    # run_polling deletes a webhook left by an earlier webhook-mode run before polling.
-    app.run_polling(allowed_updates=ALLOWED_UPDATES)
+    mode = "webhook" if settings.webhook_url else "polling"
+    log.info("bot starting mode=%s api=%s", mode, settings.telegram_api_base_url)
+    try:
+        run(app, settings)
+    except InvalidToken:
+        # One line for the operator; the token itself is never printed.
+        print("error: Telegram rejected TELEGRAM_BOT_TOKEN", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo_main(args)
     try:
-        settings = load_settings() if args.command == "run" else _settings_without_token()
+        settings = load_settings(ENV_FILE) if args.command == "run" else _settings_without_token()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -134,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     configure(settings.log_level, settings.telegram_bot_token.get_secret_value())
     _ensure_sqlite_dir(settings)
     if args.command == "run":
-        run_bot(settings)
-    elif args.command == "migrate":
+        return run_bot(settings)
+    if args.command == "migrate":
         asyncio.run(_migrate(settings))
         print("database is up to date")
     elif args.command == "therapist":
@@ -145,11 +151,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _settings_without_token() -> Settings:
     """migrate and therapist work on the database only: the token may be absent."""
-    import os
+    from dotenv import dotenv_values
 
-    if os.environ.get("TELEGRAM_BOT_TOKEN"):
-        return load_settings()
-    return load_settings(telegram_bot_token="0:offline")
+    if os.environ.get("TELEGRAM_BOT_TOKEN") or dotenv_values(ENV_FILE).get("TELEGRAM_BOT_TOKEN"):
+        return load_settings(ENV_FILE)
+    return load_settings(ENV_FILE, telegram_bot_token="0:offline")
 
 
 if __name__ == "__main__":

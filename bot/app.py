@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
@@ -20,9 +21,10 @@ from telegram.ext import (
 )
 
 from bot.clock import Clock
-from bot.config import Settings
+from bot.config import FREE_RATE, Settings
 from bot.context import BotApp, BotData, Ctx
 from bot.db.session import create_engine, make_session_factory
+from bot.fairness import FairUpdateProcessor, UpdateQueue
 from bot.handlers import (
     checkin,
     general,
@@ -36,9 +38,11 @@ from bot.handlers import (
     workspace,
 )
 from bot.handlers.menus import menu_commands
+from bot.handlers.throttle import slow_down
 from bot.i18n import SUPPORTED_LOCALES
 from bot.ratelimit import PriorityRateLimiter
 from bot.scheduling.dispatcher import Dispatcher
+from bot.scheduling.leader import Leadership
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,11 @@ def build_application(
     """The Application with every handler, the database and the clock; nothing started yet."""
     own_engine = engine is None
     engine = engine or create_engine(settings_.database_url)
+    processor = FairUpdateProcessor(
+        workers=settings_.update_workers,
+        budget=settings_.user_command_budget,
+        window=settings_.user_command_window_seconds,
+    )
     builder = (
         ApplicationBuilder()
         .token(settings_.telegram_bot_token.get_secret_value())
@@ -56,11 +65,22 @@ def build_application(
         .base_file_url(settings_.bot_file_url)
         .context_types(ContextTypes(context=Ctx, bot_data=BotData))
         .defaults(Defaults(parse_mode=ParseMode.HTML))
+        # Bounded: a burst beyond this waits (polling) or gets 503 (webhook; Telegram retries)
+        # instead of growing memory without limit.
+        .update_queue(UpdateQueue(maxsize=settings_.update_queue_size))
+        # Concurrent across users, one at a time per user, a per-user command budget.
+        .concurrent_updates(processor)
         .post_init(_post_init)
+        .post_stop(_post_stop)
         .post_shutdown(_dispose_engine if own_engine else None)
     )
     if settings_.send_rate_per_second:
-        builder = builder.rate_limiter(PriorityRateLimiter(settings_.send_rate_per_second))
+        rate = settings_.send_rate_per_second
+        if settings_.allow_paid_broadcast:  # the fan-out pays for up to `rate`; the rest is free
+            limiter = PriorityRateLimiter(min(rate, FREE_RATE), paid_rate=rate)
+        else:
+            limiter = PriorityRateLimiter(rate)
+        builder = builder.rate_limiter(limiter)
     app: BotApp = builder.build()
     app.bot_data.settings = settings_
     app.bot_data.sessions = make_session_factory(engine)
@@ -69,6 +89,9 @@ def build_application(
     app.bot_data.dispatcher = Dispatcher(
         app.bot, app.bot_data.sessions, settings_, app.bot_data.clock
     )
+    app.bot_data.dispatcher.on_progress = lambda: _heartbeat(app)
+    app.bot_data.leader = Leadership(engine)
+    processor.on_throttled = lambda update: slow_down(update, app)
     register_handlers(app)
     return app
 
@@ -96,8 +119,16 @@ def schedule_jobs(app: BotApp) -> None:
     schedule_weekly_reviews(app)
 
 
+def _heartbeat(app: BotApp) -> None:
+    """The dispatcher is alive (read by /healthz): at every tick and during a long fan-out."""
+    app.bot_data.last_tick = time.monotonic()
+
+
 async def _tick(context: Ctx) -> None:
-    await context.bot_data.dispatcher.tick()
+    """Every replica ticks (and stays healthy); only the leader sends (one limit overall)."""
+    context.bot_data.last_tick = time.monotonic()
+    if await context.bot_data.leader.is_leader():
+        await context.bot_data.dispatcher.tick()
 
 
 def register_handlers(app: BotApp) -> None:
@@ -159,13 +190,22 @@ def register_handlers(app: BotApp) -> None:
 
 
 async def _post_init(app: BotApp) -> None:
-    """Register the command menu in every language (and English as the default)."""
+    """The jobs, and the command menu in every language (and English as the default).
+
+    Polling and webhook mode both run this (bot/webhook.py serve)."""
+    app.bot_data.started_at = time.monotonic()
     if app.bot_data.run_jobs:
         schedule_jobs(app)
     for locale in (*SUPPORTED_LOCALES, None):
         await app.bot.set_my_commands(menu_commands(locale or "en"), language_code=locale)
     # Therapists granted from the command line (or who changed language) get their own menu.
     await workspace.refresh_stale_menus(app.bot, app.bot_data.sessions)
+
+
+async def _post_stop(app: BotApp) -> None:
+    """Jobs have stopped: hand the leader lock over at once rather than when the process ends."""
+    if app.bot_data.leader is not None:
+        await app.bot_data.leader.release()
 
 
 async def _dispose_engine(app: BotApp) -> None:

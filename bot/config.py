@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_API_BASE_URL = "https://api.telegram.org"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/paincoach.sqlite3"
+FREE_RATE = 30  # messages per second Telegram allows a bot without paid broadcasts
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
@@ -23,7 +24,10 @@ class ConfigError(Exception):
 class Settings(BaseSettings):
     """Every knob of the bot. Frozen: change the environment and restart instead."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_file=None)
+    # No env file by default (tests, demo, bench); `python -m bot` passes ENV_FILE (".env").
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", env_file=None, env_file_encoding="utf-8"
+    )
 
     telegram_bot_token: SecretStr
     telegram_api_base_url: str = DEFAULT_API_BASE_URL
@@ -38,7 +42,10 @@ class Settings(BaseSettings):
     # (its sender crashed or failed). Longer than one send, short enough to repair quickly.
     prompt_lease_seconds: float = Field(default=60, gt=0)
     # Messages per second overall (Telegram: about 30; paid broadcasts allow more). 0 = no limit.
-    send_rate_per_second: int = Field(default=30, ge=0)
+    send_rate_per_second: int = Field(default=30, ge=0, le=1000)
+    # Send the reminder fan-out as paid broadcasts (allow_paid_broadcast: 0.1 Telegram Star per
+    # message from the bot's balance): then SEND_RATE_PER_SECOND may be up to 1000.
+    allow_paid_broadcast: bool = False
     # Seconds between dispatcher ticks (claims due reminders from the database).
     dispatch_interval_seconds: float = Field(default=5, gt=0)
 
@@ -48,6 +55,25 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr = SecretStr("")
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = Field(default=8080, ge=1, le=65535)
+    # Updates waiting to be handled; beyond this, webhook answers 503 and polling waits.
+    update_queue_size: int = Field(default=1000, ge=1)
+    # Updates handled at once (different users; one user's updates go one at a time).
+    update_workers: int = Field(default=16, ge=1)
+    # Commands a user may send per window; the next gets one "slow down", then silence.
+    user_command_budget: int = Field(default=10, ge=1)
+    user_command_window_seconds: float = Field(default=10, gt=0)
+    # Polling mode serves GET /healthz here (webhook mode serves it on WEBHOOK_PORT). 0 = off.
+    health_listen: str = "127.0.0.1"
+    health_port: int = Field(default=8081, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _paid(self) -> Settings:
+        if self.send_rate_per_second > FREE_RATE and not self.allow_paid_broadcast:
+            raise ValueError(
+                f"SEND_RATE_PER_SECOND above {FREE_RATE} needs ALLOW_PAID_BROADCAST=true "
+                "(Telegram's free limit is about 30 messages per second)"
+            )
+        return self
 
     @field_validator("webhook_url")
     @classmethod
@@ -151,12 +177,18 @@ class Settings(BaseSettings):
         return None if raw in ("", ":memory:") else Path(raw)
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build Settings from the environment; raise ConfigError naming the first bad variable."""
+ENV_FILE = ".env"
+
+
+def load_settings(env_file: str | None = None, **overrides: object) -> Settings:
+    """Build Settings from the environment (and ``env_file`` if given and present: variables
+    set in the environment win over the file); raise ConfigError naming the first bad one."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type, call-arg]
     except ValidationError as exc:
         err = exc.errors()[0]
+        if not err["loc"]:  # a rule across settings: its message names them
+            raise ConfigError(err["msg"].removeprefix("Value error, ")) from None
         name = str(err["loc"][0]).upper() if err["loc"] else "configuration"
         if err["type"] == "missing":
             raise ConfigError(f"{name} is not set: export it (see .env.example)") from None

@@ -26,6 +26,11 @@ class BotData:
     run_jobs: bool = True
     clock: Clock = field(default_factory=Clock)
     rng: random.Random = field(default_factory=random.Random)
+    # Health: when the app started and when the dispatcher job last ticked (time.monotonic()).
+    started_at: float | None = None
+    last_tick: float | None = None
+    # bot.scheduling.leader.Leadership: whether this replica sends the bulk work.
+    leader: Any = None
 
 
 class Ctx(CallbackContext[ExtBot, dict, dict, BotData]):

@@ -17,7 +17,12 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_LOCALES: tuple[str, ...] = ("en", "da", "es")
 FALLBACK_LOCALE = "en"
-LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+# In the repository locales/ sits next to bot/; an installed wheel carries it as bot/locales
+# (setup.py maps it there), so `pip install .` speaks from any working directory.
+_HERE = Path(__file__).resolve().parent
+LOCALES_DIR = next(
+    (d for d in (_HERE / "locales", _HERE.parent / "locales") if d.is_dir()), _HERE / "locales"
+)
 
 _strict = False
 

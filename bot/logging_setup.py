@@ -27,5 +27,6 @@ def configure(level: str, token: str = "") -> None:
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Routine chatter of libraries: only warnings, unless DEBUG is asked for.
-    for chatty in ("apscheduler", "alembic"):
+    # matplotlib and fontTools (PDF fonts) log font discovery and subsetting at INFO.
+    for chatty in ("apscheduler", "alembic", "matplotlib", "fontTools"):
         logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

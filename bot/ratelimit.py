@@ -15,8 +15,11 @@ reminders drain waits behind them. This limiter instead:
   (the dispatcher's fan-out passes ``rate_limit_args={"bulk": True}``);
 - spaces bulk sends to the same chat by ``per_chat_interval`` (interactive replies to one
   patient are few and belong together, so they are not spaced);
-- on a 429 pauses every send for ``retry_after`` and retries the same request, so a
-  rate-limited message is neither lost nor sent twice (Telegram did not deliver it).
+- on a 429 pauses the chat it was for (only that chat: one patient flooding, or one chat
+  over its own limit, must not hold up everyone's replies and reminders) for ``retry_after``
+  and retries the same request, so a rate-limited message is neither lost nor sent twice
+  (Telegram did not deliver it). A 429 without a chat, or 429s for several chats within a
+  second (the bot-wide limit, then), pause every send.
 Only message-sending methods count; answers to callback queries, edits and chat actions
 pass straight through (they are not messages in Telegram's broadcast limit).
 """
@@ -57,22 +60,31 @@ class PriorityRateLimiter(BaseRateLimiter[dict]):
         window: float = 1.0,
         per_chat_interval: float = 1.0,
         max_retries: int = 5,
+        paid_rate: int | None = None,
     ) -> None:
         if rate < 1:
             raise ValueError("rate must be at least 1 message per second")
         self.rate = rate
+        # Paid broadcasts (allow_paid_broadcast=True, 0.1 Star each) may go up to paid_rate in
+        # any window; all other messages stay within `rate` (Telegram's free limit).
+        self.paid_rate = paid_rate
+        self.cap = max(rate, paid_rate or 0)
+        self._free_in_flight = 0
+        self._free_finished: deque[float] = deque()
         self.window = window
         self.per_chat_interval = per_chat_interval
         self.max_retries = max_retries
         self._in_flight = 0
         self._finished: deque[float] = deque()  # response times of recent sends, in order
         self._released = asyncio.Event()
-        self._interactive: deque[asyncio.Future[None]] = deque()
-        self._bulk: deque[asyncio.Future[None]] = deque()
+        self._interactive: deque[tuple[asyncio.Future[None], bool]] = deque()
+        self._bulk: deque[tuple[asyncio.Future[None], bool]] = deque()
         self._resume_at = 0.0
         self._last_bulk_to_chat: dict[object, float] = {}
         self._pump: asyncio.Task[None] | None = None
         self._last_bulk_grant = 0.0
+        self._chat_resume_at: dict[object, float] = {}
+        self._recent_429: deque[tuple[float, object]] = deque()
 
     async def initialize(self) -> None:
         """Nothing to set up: the pump task starts with the first request."""
@@ -97,25 +109,58 @@ class PriorityRateLimiter(BaseRateLimiter[dict]):
     ) -> bool | dict | list[dict]:
         bulk = bool(rate_limit_args and rate_limit_args.get("bulk"))
         counted = counts_as_message(endpoint)
+        paid = bool(self.paid_rate and data.get("allow_paid_broadcast"))
+        chat_id = data.get("chat_id")
         for attempt in range(self.max_retries + 1):
+            await self._chat_pause(chat_id)
             if counted:
                 if bulk:
                     await self._space_chat(data.get("chat_id"))
-                await self._slot(bulk)
+                await self._slot(bulk, paid)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
                 wait = _seconds(exc.retry_after)
-                log.warning("429 on %s: pausing sends for %.1f s", endpoint, wait)
-                self.pause(wait)
+                self._on_429(endpoint, chat_id, wait)
                 if attempt == self.max_retries:
                     raise
-                if not counted:
+                if chat_id is None and not counted:  # e.g. answerCallbackQuery: wait here
                     await asyncio.sleep(wait)
             finally:
                 if counted:
-                    self._release()
+                    self._release(paid)
         raise AssertionError("unreachable")
+
+    # This many different chats answered 429 within one window: the limit is bot-wide.
+    GLOBAL_AFTER_CHATS = 3
+
+    def _on_429(self, endpoint: str, chat_id: object, wait: float) -> None:
+        now = time.monotonic()
+        self._recent_429.append((now, chat_id))
+        while self._recent_429 and now - self._recent_429[0][0] > self.window:
+            self._recent_429.popleft()
+        chats = {c for _, c in self._recent_429}
+        if chat_id is None or len(chats) >= self.GLOBAL_AFTER_CHATS:
+            log.warning("rate_limited=all endpoint=%s pause=%.1f", endpoint, wait)
+            self.pause(wait)
+        else:
+            log.warning("rate_limited=chat endpoint=%s pause=%.1f", endpoint, wait)
+        if chat_id is not None:  # the retry of this request waits in _chat_pause
+            resume = max(self._chat_resume_at.get(chat_id, 0.0), now + wait)
+            self._chat_resume_at[chat_id] = resume
+
+    async def _chat_pause(self, chat_id: object) -> None:
+        """Wait out a retry_after Telegram gave for this chat (other chats go on)."""
+        if chat_id is None or not self._chat_resume_at:
+            return
+        resume = self._chat_resume_at.get(chat_id)
+        if resume is None:
+            return
+        now = time.monotonic()
+        if resume > now:
+            await asyncio.sleep(resume - now)
+        elif self._chat_resume_at.get(chat_id) == resume:
+            del self._chat_resume_at[chat_id]
 
     def pause(self, seconds: float) -> None:
         """Grant nothing for ``seconds`` (Telegram said so with retry_after)."""
@@ -135,21 +180,25 @@ class PriorityRateLimiter(BaseRateLimiter[dict]):
                 c: t for c, t in self._last_bulk_to_chat.items() if t > cutoff
             }
 
-    def _release(self) -> None:
+    def _release(self, paid: bool = False) -> None:
+        now = time.monotonic()
         self._in_flight -= 1
-        self._finished.append(time.monotonic())
+        self._finished.append(now)
+        if not paid:
+            self._free_in_flight -= 1
+            self._free_finished.append(now)
         self._released.set()
 
-    async def _slot(self, bulk: bool) -> None:
+    async def _slot(self, bulk: bool, paid: bool = False) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        (self._bulk if bulk else self._interactive).append(future)
+        (self._bulk if bulk else self._interactive).append((future, paid))
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._run_pump(), name="rate-limiter-pump")
         try:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():  # granted, then the caller gave up
-                self._release()
+                self._release(paid)
             raise
 
     async def _run_pump(self) -> None:
@@ -159,29 +208,39 @@ class PriorityRateLimiter(BaseRateLimiter[dict]):
             if now < self._resume_at:
                 await asyncio.sleep(self._resume_at - now)
                 continue
-            while self._finished and now - self._finished[0] >= self.window:
-                self._finished.popleft()
-            if self._in_flight + len(self._finished) >= self.rate:
-                # Wait until the oldest finished send leaves the window, or one in flight ends.
-                timeout = self._finished[0] + self.window - now if self._finished else None
-                self._released.clear()
-                try:
-                    await asyncio.wait_for(self._released.wait(), timeout)
-                except TimeoutError:
-                    pass
+            for finished in (self._finished, self._free_finished):
+                while finished and now - finished[0] >= self.window:
+                    finished.popleft()
+            if self._in_flight + len(self._finished) >= self.cap:
+                await self._wait_for_room(self._finished, now)
+                continue
+            lane = self._interactive if self._interactive else self._bulk
+            future, paid = lane[0]
+            if not paid and self._free_in_flight + len(self._free_finished) >= self.rate:
+                await self._wait_for_room(self._free_finished, now)
                 continue
             if not self._interactive:
                 # Bulk sends go out evenly (one every window/rate), not in bursts of `rate`:
                 # a reply that arrives mid-fan-out then waits ~33 ms, not up to a second.
-                gap = self._last_bulk_grant + self.window / self.rate - now
+                gap = self._last_bulk_grant + self.window / (self.cap if paid else self.rate) - now
                 if gap > 0:
                     await asyncio.sleep(gap)
                     continue
-            lane = self._interactive if self._interactive else self._bulk
-            future = lane.popleft()
+            lane.popleft()
             if future.done():  # the caller gave up (cancelled)
                 continue
             self._in_flight += 1
+            if not paid:
+                self._free_in_flight += 1
             if lane is self._bulk:
                 self._last_bulk_grant = now
             future.set_result(None)
+
+    async def _wait_for_room(self, finished: deque[float], now: float) -> None:
+        """Until the oldest finished send leaves the window, or one in flight ends."""
+        timeout = finished[0] + self.window - now if finished else None
+        self._released.clear()
+        try:
+            await asyncio.wait_for(self._released.wait(), timeout)
+        except TimeoutError:
+            pass

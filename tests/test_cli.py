@@ -20,6 +20,7 @@ TOKEN = "987654:SECRET-token-that-must-never-be-logged"
 def bot_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DATABASE_"))}
     env.update({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}", **extra})
+    env.setdefault("HEALTH_PORT", "0")  # tests run in parallel: no fixed port
     return env
 
 

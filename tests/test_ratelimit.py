@@ -55,3 +55,30 @@ async def test_retry_after_is_honoured_and_the_message_sent_once(fake, limited):
     await limited.send_message(user.id, "hello")
     assert [m.text for m in user.messages] == ["hello"]
     assert [r.status for r in fake.requests if r.method == "sendMessage"] == [429, 200]
+
+
+async def test_a_429_for_one_chat_pauses_only_that_chat(fake, limited):
+    flooded, other = fake.user(7400), fake.user(7401)
+    fake.inject("sendMessage", status=429, retry_after=2, times=1)
+    first = asyncio.create_task(limited.send_message(flooded.id, "to the flooded chat"))
+    await fake.wait_for(lambda: fake.stats.too_many_requests == 1, timeout=5)
+    await limited.send_message(other.id, "not held up")  # goes out during the 2 s pause
+    assert other.messages and not flooded.messages
+    await first
+    assert [m.text for m in flooded.messages] == ["to the flooded chat"]
+    sends = [r for r in fake.requests if r.method == "sendMessage"]
+    refused = next(r for r in sends if r.status == 429)
+    retried = [r for r in sends if r.status == 200 and r.params["chat_id"] == flooded.id]
+    assert retried[0].at - refused.at >= 1.9  # retry_after honoured for that chat
+
+
+async def test_429s_for_several_chats_pause_every_send(fake, limited):
+    users = [fake.user(7500 + i) for i in range(4)]
+    fake.inject("sendMessage", status=429, retry_after=1, times=3)
+    await asyncio.gather(*(limited.send_message(u.id, "hi") for u in users[:3]))
+    sends = [r for r in fake.requests if r.method == "sendMessage"]
+    last_429 = max(r.at for r in sends if r.status == 429)
+    await limited.send_message(users[3].id, "after")
+    ok = [r for r in fake.requests if r.method == "sendMessage" and r.status == 200]
+    assert all(r.at >= last_429 + 0.9 for r in ok)  # the bot-wide limit: everyone waited
+    assert all(len(u.messages) == 1 for u in users)

@@ -6,9 +6,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+# PostgreSQL advisory lock key for migrations ("PainCoach" + 2; the leader lock is + 1).
+MIGRATION_LOCK_KEY = 0x5061696E436F02
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -19,6 +22,10 @@ def alembic_config() -> Config:
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        # Replicas starting together: one migrates, the others wait here, then find nothing
+        # to do. A transaction-level lock: released by the commit that ends the migration.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, revision)

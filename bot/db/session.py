@@ -18,7 +18,11 @@ SessionFactory = async_sessionmaker[AsyncSession]
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; on SQLite with foreign keys on, WAL and a busy timeout."""
+    """An async engine; on SQLite with foreign keys on, WAL and a busy timeout.
+
+    hide_parameters: a database error must not log the statement's values (pain scores,
+    Telegram ids) at ERROR; the SQL itself still says what failed."""
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 

@@ -17,7 +17,14 @@ from bot.context import Ctx
 from bot.db.models import CheckIn, User
 from bot.db.session import transaction
 from bot.handlers import feedback_text, general
-from bot.handlers.ui import Button, keyboard, require_consent, user_locale
+from bot.handlers.ui import (
+    Button,
+    keyboard,
+    parse_id,
+    parse_int,
+    require_consent,
+    user_locale,
+)
 from bot.i18n import t
 from bot.services import checkins, education, feedback, patients, safety
 from bot.services.checkins import Outcome
@@ -79,10 +86,11 @@ async def on_button(update: Update, context: Ctx) -> None:
     """Any ci:<id>:<action> press, applied only if it fits the check-in's current step."""
     query = update.callback_query
     parts = (query.data or "").split(":")
-    if len(parts) not in (3, 4) or not parts[1].isdigit():
+    checkin_id = parse_id(parts[1]) if len(parts) in (3, 4) else None
+    if checkin_id is None:  # forged or malformed: a polite answer, no query
         await general.on_unknown_button(update, context)
         return
-    checkin_id, action, value = int(parts[1]), parts[2], (parts[3] if len(parts) > 3 else "")
+    action, value = parts[2], (parts[3] if len(parts) > 3 else "")
     now = context.clock.now()
     async with transaction(context.sessions) as session:
         user, loaded = await checkins.load_pressed(
@@ -128,11 +136,11 @@ async def apply(action, value, checkin: CheckIn, user: User, context: Ctx, messa
     now = context.clock.now()
     if action == "go":
         return checkins.start(checkin, now)
-    if action == "snz" and value.isdigit():
+    if action == "snz" and parse_int(value, 1, 24 * 60) is not None:
         return checkins.snooze(checkin, int(value), now)
     if action in ("skip", "cant"):
         return checkins.skip(checkin, now)
-    if action in ("b", "a") and value.isdigit() and 0 <= int(value) <= 10:
+    if action in ("b", "a") and parse_int(value, 0, 10) is not None:
         return await record_score(action, checkin, int(value), user, context, session)
     if action == "gentle":
         return checkins.gentle(checkin)
@@ -355,7 +363,7 @@ async def on_pain_button(update: Update, context: Ctx) -> None:
     value = (query.data or "").partition(":")[2]
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
-        if user is None or not user.consented or not value.isdigit() or int(value) > 10:
+        if user is None or not user.consented or parse_int(value, 0, 10) is None:
             await query.answer(t("checkin.closed", user_locale(user, update)))
             return
         if user.conv_state != "pain":  # already recorded from this keypad (a double tap)

@@ -6,7 +6,6 @@ Used by /digest (on demand) and by the weekly job (``bot.scheduling.digest``).
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 from datetime import date, timedelta
@@ -19,6 +18,7 @@ from bot.i18n import t
 from bot.services import feedback
 from bot.services.digest import Digest, Flag, PatientWeek, Period
 from bot.services.schedule_rules import zone
+from bot.workers import run_cpu
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ async def send_digest(
         await bot.send_message(chat_id, t("workspace.digest_no_chart", loc), **send_kwargs)
         return len(texts) + 1
     try:
-        png, caption = await asyncio.to_thread(chart, digest, tz, loc)
+        png, caption = await run_cpu(chart, digest, tz, loc)
     except Exception:  # noqa: BLE001 - the texts went out; a chart bug must not resend them
         log.exception("digest chart failed; the text was sent without it")
         return len(texts)

@@ -8,7 +8,6 @@ old, repeated or forged button erases nothing.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date
 
 from telegram import Update
@@ -22,6 +21,7 @@ from bot.handlers.ui import keyboard, require_consent, telegram_locale, user_loc
 from bot.i18n import t
 from bot.services import export, feedback, patients, programmes, therapists, workspace
 from bot.services.progress import Progress, compute_progress
+from bot.workers import run_cpu
 
 # --- Text --------------------------------------------------------------------------------------
 
@@ -124,7 +124,7 @@ async def progress_command(update: Update, context: Ctx) -> None:
     await message.reply_text(text)
     if progress.has_data:
         # CPU-bound: off the event loop, so other patients are not kept waiting.
-        png = await asyncio.to_thread(render_progress_chart, progress, loc)
+        png = await run_cpu(render_progress_chart, progress, loc)
         caption = t("progress.chart.caption", loc, weeks=len(progress.weeks))
         await message.reply_photo(png, caption=caption, filename="progress.png")
 
@@ -142,7 +142,7 @@ async def export_command(update: Update, context: Ctx) -> None:
         data = await workspace.report_data(session, user, update.effective_user.first_name, now)
     progress = bundle.progress
     # CPU-bound (matplotlib, fpdf2): off the event loop, so other patients are not kept waiting.
-    pdf = await asyncio.to_thread(report.build_report, data, loc)
+    pdf = await run_cpu(report.build_report, data, loc)
     stamp = progress.today.isoformat()
     message = update.effective_message
     await message.reply_document(

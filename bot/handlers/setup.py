@@ -20,6 +20,7 @@ from bot.handlers.ui import (
     chunk,
     keyboard,
     next_reminder_line,
+    parse_int,
     user_locale,
     weekday_name,
 )
@@ -272,7 +273,7 @@ async def apply_button(
             await message.reply_text(t("setup.days_none", user.language))
             return None
         return await onboarding.choose_days(session, user, mask, now)
-    if kind == "day" and value.isdigit() and int(value) < 7:
+    if kind == "day" and parse_int(value, 0, 6) is not None:
         onboarding.toggle_day(user, int(value))
         text, rows = step_prompt(user, onboarding.position(user), now)
         try:

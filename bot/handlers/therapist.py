@@ -24,7 +24,7 @@ from bot.db.models import Therapist, User
 from bot.db.session import transaction
 from bot.handlers import digest_view, general, menus, setup
 from bot.handlers.checkin import drop_buttons
-from bot.handlers.ui import keyboard, language_known, require_consent, user_locale
+from bot.handlers.ui import keyboard, language_known, parse_id, require_consent, user_locale
 from bot.i18n import t
 from bot.services import digest, onboarding, patients, therapists
 from bot.services.schedule_rules import zone
@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 # conv_state of a patient who opened an invite before consenting; conv_data holds the code's
 # hash (conversation state is all we keep before consent).
 LINK_STATE = "link"
-# ASCII digits only: str.isdigit() accepts "²", which int() then refuses.
-LINK_ID = re.compile(r"[0-9]{1,12}")
 TELEGRAM_ID = re.compile(r"[0-9]{1,15}")
 
 
@@ -129,8 +127,8 @@ async def on_button(update: Update, context: Ctx) -> None:
     action, _, arg = (update.callback_query.data or "").removeprefix("tl:").partition(":")
     if action in ("ok", "no") and not arg:
         await consent_then_link(update, context, agreed=action == "ok")
-    elif action in ANSWERS and LINK_ID.fullmatch(arg):
-        await ANSWERS[action](update, context, int(arg))
+    elif action in ANSWERS and parse_id(arg) is not None:
+        await ANSWERS[action](update, context, parse_id(arg))
     else:
         await general.on_unknown_button(update, context)
 

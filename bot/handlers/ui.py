@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -13,6 +14,25 @@ from bot.i18n import normalize_locale, t, telegram_language_supported
 from bot.services import patients
 
 Button = tuple[str, str]  # (label, callback data)
+
+# Callback data comes from the client and can be forged. Numbers in it are parsed here, before
+# any query: ASCII digits only ("²".isdigit() is True, and int() then raises), and ids within
+# the int32 range of our Integer primary keys (PostgreSQL raises on a larger one).
+INT32_MAX = 2**31 - 1
+_ASCII_DIGITS = re.compile(r"[0-9]{1,10}")
+
+
+def parse_int(text: str | None, low: int = 0, high: int = INT32_MAX) -> int | None:
+    """The number ``text`` spells in ASCII digits if ``low <= n <= high``, else None."""
+    if text is None or not _ASCII_DIGITS.fullmatch(text):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+def parse_id(text: str | None) -> int | None:
+    """A row id from callback data (1..int32 max), or None if forged or malformed."""
+    return parse_int(text, 1)
 
 
 def keyboard(rows: Iterable[Sequence[Button]]) -> InlineKeyboardMarkup:

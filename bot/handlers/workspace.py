@@ -17,7 +17,6 @@ Every page, note and report is looked up through the presser's own ACTIVE links
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 import re
@@ -43,6 +42,7 @@ from bot.services import digest, patients, therapists, workspace
 from bot.services.parsing import parse_days, parse_language
 from bot.services.schedule_rules import mask_days, parse_hhmm, parse_times, zone
 from bot.services.timezones import SUGGESTED, is_valid_zone, match_zone
+from bot.workers import run_cpu
 
 log = logging.getLogger(__name__)
 
@@ -573,7 +573,7 @@ async def open_page(update: Update, context: Ctx, link_id: int) -> None:
 async def send_page(message: Message, page: workspace.PatientPage, tz: str, loc: str) -> None:
     name = page.name or t("workspace.unnamed_patient", loc)
     if page.progress.has_data:
-        png = await asyncio.to_thread(render_progress_chart, page.progress, loc)
+        png = await run_cpu(render_progress_chart, page.progress, loc)
         await message.reply_photo(
             png,
             caption=t("workspace.chart_caption", loc, name=html.escape(name)),
@@ -788,7 +788,7 @@ async def send_report(update: Update, context: Ctx, link_id: int) -> None:
         await query.answer(t("workspace.not_available", loc), show_alert=True)
         return
     await query.answer()
-    pdf = await asyncio.to_thread(report_pdf.build_report, data, loc)
+    pdf = await run_cpu(report_pdf.build_report, data, loc)
     name = data.first_name or t("workspace.unnamed_patient", loc)
     await query.message.reply_document(
         pdf,

@@ -151,4 +151,6 @@ def schedule_weekly_digest(app: BotApp) -> None:
 
 
 async def _run(context: Ctx) -> None:
-    await context.job.data.tick()
+    leader = context.bot_data.leader  # one replica sends digests (bot/scheduling/leader.py)
+    if leader is None or await leader.is_leader():
+        await context.job.data.tick()
