@@ -41,6 +41,7 @@ ACCEPTABLE_PAIN = 5
 # Team reading of the model for a patient whose usual pain is already above ACCEPTABLE_PAIN:
 # after-pain at most this many points above their usual level is still acceptable (otherwise
 # nobody with a usual 6 could ever exercise "acceptably"). Same size as MEANINGFUL_CHANGE.
+# Capped below HIGH_PAIN (physiotherapist's review): 8-10 after a session is never acceptable.
 ABOVE_USUAL_ALLOWED = 2
 # Farrar et al. 2001: a change of 1 point is about the same (measurement noise) ...
 NOISE_POINTS = 1
