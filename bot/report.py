@@ -190,8 +190,11 @@ def build_report(data: ReportData, loc: str) -> bytes:
             "workspace.report_footer",
             loc,
             name=name,
-            rise=feedback.LARGE_RISE,
+            meaningful=feedback.MEANINGFUL_POINTS,
+            limit=feedback.ACCEPTABLE_PAIN,
+            above_usual=feedback.ABOVE_USUAL_ALLOWED,
             high=feedback.HIGH_PAIN,
+            large_rise=feedback.LARGE_RISE,
         )
     )
     return bytes(pdf.output())

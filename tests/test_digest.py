@@ -256,14 +256,18 @@ async def test_digest_text_in_each_language(sessions):
         "Pain, weekly average: 6.5",
         "Before → after a session: +0.3 on average (sessions: 3)",
         "The morning after: better 1, same 0, worse 1",
-        "⚠️ Sessions too much for the load: 1 (latest 24 November)",
+        "⚠️ Sessions where pain rose 2+ points to above the acceptable level, or rose 3+ and"
+        " was worse the next morning: 1 (latest 24 November)",
         "⚠️ Worse the morning after a session: 1× (latest 24 November)",
         "⚠️ Skipped more than once because of pain or worry: pain too high ×2, no time ×1",
     ]
     assert "⚠️ No completed session on the last 4 scheduled days" in plain.split("\n\n")[2]
     [da] = digest_view.render(result, "UTC", "da")
     assert "Smerter, ugens gennemsnit: 6,5\n" in da
-    assert "Træninger med for stor belastning: 1 (senest 24. november)" in da
+    assert (
+        "Træninger, hvor smerterne steg 2+ point til over det acceptable niveau, eller steg 3+"
+        " og var værre næste morgen: 1 (senest 24. november)"
+    ) in da
     assert da.startswith("<b>Ugentlig oversigt</b>, 23. november – 29. november 2026")
     [es] = digest_view.render(result, "UTC", "es")
     assert es.startswith("<b>Resumen semanal</b>, del 23 de noviembre al 29 de noviembre de 2026")

@@ -3,6 +3,7 @@
 The grids below are the rules written out by hand, one row per pain score before the session,
 one column per score after (0-10), so a physiotherapist can read and check them:
     S = about the same (change of at most 1)      E = may be EIH (fall of 2+)
+    s = about the same, but ending above the acceptable limit (says so: about_same_above)
     A = acceptable rise (ends within the limit)    T = too much for that load (flagged)
     H = high but stable (both 8+, no rise of 2+)
 """
@@ -29,6 +30,7 @@ from bot.services.feedback import (
 
 CODES = {
     "S": Situation.ABOUT_SAME,
+    "s": Situation.ABOUT_SAME,
     "E": Situation.MAY_BE_EIH,
     "A": Situation.ACCEPTABLE,
     "T": Situation.TOO_MUCH,
@@ -42,39 +44,41 @@ NO_USUAL = """
     2:     E S S S A A T T T T T
     3:     E E S S S A T T T T T
     4:     E E E S S S T T T T T
-    5:     E E E E S S S T T T T
-    6:     E E E E E S S S T T T
-    7:     E E E E E E S S S T T
-    8:     E E E E E E E S H H T
+    5:     E E E E S S s T T T T
+    6:     E E E E E S s s T T T
+    7:     E E E E E E s s s T T
+    8:     E E E E E E E s H H T
     9:     E E E E E E E E H H H
     10:    E E E E E E E E H H H
 """
 
-# A patient whose usual pain is 6-7 (median 6.5): acceptable up to 8.5, so an after-score of 8
-# after a rise of 2+ is acceptable (with the safety line), 9 and 10 are too much.
+# A patient whose usual pain is 6-7 (median 6.5): usual + 2 = 8.5, but the limit is capped
+# below HIGH_PAIN (physiotherapist's review: 8-10 after a session is never "acceptable"), so
+# acceptable up to 7; after a rise of 2+, 8, 9 and 10 are too much.
 USUAL_6_7 = """
-    0:     S S A A A A A A A T T
-    1:     S S S A A A A A A T T
-    2:     E S S S A A A A A T T
-    3:     E E S S S A A A A T T
-    4:     E E E S S S A A A T T
-    5:     E E E E S S S A A T T
-    6:     E E E E E S S S A T T
-    7:     E E E E E E S S S T T
+    0:     S S A A A A A A T T T
+    1:     S S S A A A A A T T T
+    2:     E S S S A A A A T T T
+    3:     E E S S S A A A T T T
+    4:     E E E S S S A A T T T
+    5:     E E E E S S S A T T T
+    6:     E E E E E S S S T T T
+    7:     E E E E E E S S s T T
     8:     E E E E E E E S H H T
     9:     E E E E E E E E H H H
     10:    E E E E E E E E H H H
 """
 
 
-def grid(text: str) -> dict[tuple[int, int], Situation]:
+def grid(text: str) -> dict[tuple[int, int], str]:
     table = {}
     for line in text.strip().splitlines():
         head, _, cells = line.partition(":")
         codes = cells.split()
         assert len(codes) == 11, line
         for after, code in enumerate(codes):
-            table[(int(head), after)] = CODES[code]
+            assert code in CODES, line
+            table[(int(head), after)] = code
     assert len(table) == 121
     return table
 
@@ -88,7 +92,8 @@ USUAL_SCORES = [6, 7, 6, 7, 7, 6]
 @pytest.mark.parametrize(("before", "after"), PAIRS)
 def test_every_pair_gets_exactly_the_situation_of_the_table(before, after):
     result = assess(before, after)
-    assert result.situation is EXPECTED[(before, after)]
+    assert result.situation is CODES[EXPECTED[(before, after)]]
+    assert result.same_above_limit is (EXPECTED[(before, after)] == "s")
     assert result.situation is situation_for(before, after)
     # Exactly one situation, and its message speaks of a fall only when pain fell, of a rise
     # only when it rose: never both in one reply.
@@ -108,7 +113,9 @@ def test_a_patient_whose_usual_pain_is_6_to_7(before, after):
     usual = usual_level(USUAL_SCORES)
     assert usual == 6.5
     result = assess(before, after, usual=usual)
-    assert result.situation is EXPECTED_USUAL[(before, after)]
+    assert result.situation is CODES[EXPECTED_USUAL[(before, after)]]
+    assert result.same_above_limit is (EXPECTED_USUAL[(before, after)] == "s")
+    assert result.limit == 7
     assert result.safety_line is (before >= 8 or after >= 8)
 
 
@@ -122,8 +129,12 @@ def test_usual_level_needs_enough_scores():
 def test_acceptable_after_pain_follows_the_model():
     assert pain_after_acceptable(5, None) and not pain_after_acceptable(6, None)
     assert pain_after_acceptable(5, 4.0) and not pain_after_acceptable(6, 5.0)  # usual <= 5
-    assert pain_after_acceptable(8, 6.0) and not pain_after_acceptable(9, 6.0)
-    assert pain_after_acceptable(9, 7.0) and not pain_after_acceptable(10, 7.0)
+    assert pain_after_acceptable(7, 5.5) and not pain_after_acceptable(8, 5.5)  # 7.5 -> 7
+    # usual + 2, but never 8 or more (physiotherapist's review: 8-10 is never "acceptable")
+    assert pain_after_acceptable(7, 6.0) and not pain_after_acceptable(8, 6.0)
+    assert pain_after_acceptable(7, 7.0) and not pain_after_acceptable(8, 7.0)
+    assert feedback.acceptable_limit(9.0) == feedback.HIGH_PAIN - 1
+    assert feedback.acceptable_limit(None) == feedback.acceptable_limit(5.0) == 5
 
 
 def test_the_issue_examples():
@@ -132,6 +143,10 @@ def test_the_issue_examples():
     assert assess(3, 2).situation is Situation.ABOUT_SAME  # a 1-point fall is not EIH
     assert assess(5, 7).situation is Situation.TOO_MUCH  # above 5 with a rise of 2
     assert assess(2, 5).situation is Situation.ACCEPTABLE and assess(2, 5).watch_rise
+    # 5 -> 6 is about the same, but above the limit: the reply says so (about_same_above)
+    assert assess(5, 6).situation is Situation.ABOUT_SAME and assess(5, 6).same_above_limit
+    assert not assess(5, 6, usual=6.5).same_above_limit  # within min(6.5 + 2, 7)
+    assert not assess(4, 5).same_above_limit
 
 
 @pytest.mark.parametrize("bad", [-1, 11, 3.5, True, None])

@@ -102,7 +102,25 @@ def test_the_usual_level_is_named_for_a_patient_whose_pain_is_usually_high():
     text = feedback_text.situation_text(assess(5, 8, usual=6.5), "da")
     assert "6,5" in text and text.startswith("Dine smerter steg fra 5 til 8")
     text = feedback_text.situation_text(assess(5, 9, usual=6.5), "en")
-    assert text == t("feedback.too_much_usual", "en", before=5, after=9, usual="6.5")
+    assert text == t("feedback.too_much_usual", "en", before=5, after=9, usual="6.5", limit="7")
+    # 8 after a rise of 2 is too much even though it is within usual + 2 (capped at 7)
+    text = feedback_text.situation_text(assess(6, 8, usual=6.5), "es")
+    assert text == t("feedback.too_much_usual", "es", before=6, after=8, usual="6,5", limit="7")
+
+
+@pytest.mark.parametrize("loc", LOCALES)
+def test_about_the_same_but_above_the_limit_says_so(loc):
+    for before, after in [(5, 6), (6, 7), (7, 6), (8, 7)]:
+        text = feedback_text.situation_text(assess(before, after), loc)
+        assert text == t("feedback.about_same_above", loc, limit="5"), (before, after)
+    assert feedback_text.situation_text(assess(4, 5), loc) == t("feedback.about_same", loc)
+    text = feedback_text.situation_text(assess(7, 8, usual=6.5), loc)
+    usual = "6.5" if loc == "en" else "6,5"
+    assert text == t("feedback.about_same_above_usual", loc, limit="7", usual=usual)
+    # within min(usual + 2, 7) for a patient whose usual pain is 6-7: plain "about the same"
+    assert feedback_text.situation_text(assess(6, 7, usual=6.5), loc) == t(
+        "feedback.about_same", loc
+    )
 
 
 # --- the safety net -------------------------------------------------------------------------
@@ -189,7 +207,8 @@ def safety_text(loc):
 
 SITUATIONS = {
     # situation: (before, after, the rules' message, safety line, flag line)
-    "about_same": (5, 6, ("feedback.about_same", {}), False, False),
+    "about_same": (4, 5, ("feedback.about_same", {}), False, False),
+    "about_same_above": (5, 6, ("feedback.about_same_above", {"limit": 5}), False, False),
     "may_be_eih": (6, 3, ("feedback.may_be_eih", {"before": 6, "after": 3}), False, False),
     "acceptable": (2, 5, ("feedback.acceptable", {"before": 2, "after": 5}), False, False),
     "too_much": (4, 7, ("feedback.too_much", {"before": 4, "after": 7}), False, True),
@@ -308,11 +327,18 @@ async def test_usual_pain_above_5_changes_what_is_acceptable(app, fake, sessions
         for n, score in enumerate([6, 7, 6, 7, 7, 6]):
             s.add(PainScore(user_id=uid, score=score, recorded_at=clock.now() - timedelta(days=n)))
         await s.commit()
-    reply = await log_session(user, "en", 6, 8)  # +2, ending 1.5 above the usual 6.5
-    assert tx("feedback.acceptable_usual", "en", before=6, after=8, usual="6.5") in reply
+    reply = await log_session(user, "en", 5, 7)  # +2, ending 0.5 above the usual 6.5
+    assert tx("feedback.acceptable_usual", "en", before=5, after=7, usual="6.5") in reply
+    assert tx("feedback.flag_unlinked", "en") not in reply
+    # +2 ending at 8: within usual + 2, but 8-10 after a session is never acceptable
+    reply = await log_session(user, "en", 6, 8)  # the first session's 5 is now usual too
+    values = {"before": 6, "after": 8, "usual": "6", "limit": "7"}
+    assert tx("feedback.too_much_usual", "en", **values) in reply
+    assert tx("feedback.flag_unlinked", "en") in reply
     assert safety_text("en") in reply  # 8 after: the safety line all the same
-    reply = await log_session(user, "en", 6, 9)  # the first session's 6 is now usual too
-    assert tx("feedback.too_much_usual", "en", before=6, after=9, usual="6") in reply
+    reply = await log_session(user, "en", 7, 8)  # about the same, but above the limit of 7
+    assert tx("feedback.about_same_above_usual", "en", limit="7", usual="6") in reply
+    assert safety_text("en") in reply
 
 
 @pytest.mark.parametrize("loc", LOCALES)

@@ -351,6 +351,10 @@ async def test_report_names_the_patient_and_lists_sessions(app, fake, sessions, 
     assert tx("workspace.report_flag_yes", loc) in text
     assert tx("checkin.effort_moderate", loc) in text
     assert "self" in text or "selvrapporterede" in text
+    flat = " ".join(text.split())  # the footer: what is flagged, numbers from the rules module
+    assert "%{" not in flat
+    assert "ended above 5" in flat or "endte over 5" in flat
+    assert "worse the next morning" in flat or "værre næste morgen" in flat
     assert not fake.errors
 
 

@@ -43,11 +43,15 @@ def level(value: float, loc: str) -> str:
 def situation_text(a: Assessment, loc: str) -> str:
     """The rules' message for one session: what the numbers mean, never both a fall and a rise."""
     values = {"before": a.before, "after": a.after, "change": abs(a.change)}
+    values["limit"] = level(a.limit, loc)  # the acceptable after-pain for this patient
     key = f"feedback.{a.situation}"
     uses_usual = a.usual is not None and a.usual > feedback.ACCEPTABLE_PAIN
-    if a.situation in (Situation.ACCEPTABLE, Situation.TOO_MUCH) and uses_usual:
-        key += "_usual"
-        values["usual"] = level(a.usual, loc)
+    if a.same_above_limit:  # about the same, but above the acceptable limit
+        key += "_above"
+    if a.situation in (Situation.ACCEPTABLE, Situation.TOO_MUCH) or a.same_above_limit:
+        if uses_usual:
+            key += "_usual"
+            values["usual"] = level(a.usual, loc)
     text = t(key, loc, **values)
     if a.watch_rise:
         text += " " + t("feedback.watch_rise", loc)

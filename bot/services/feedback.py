@@ -41,6 +41,7 @@ ACCEPTABLE_PAIN = 5
 # Team reading of the model for a patient whose usual pain is already above ACCEPTABLE_PAIN:
 # after-pain at most this many points above their usual level is still acceptable (otherwise
 # nobody with a usual 6 could ever exercise "acceptably"). Same size as MEANINGFUL_CHANGE.
+# Capped below HIGH_PAIN (physiotherapist's review): 8-10 after a session is never acceptable.
 ABOVE_USUAL_ALLOWED = 2
 # Farrar et al. 2001: a change of 1 point is about the same (measurement noise) ...
 NOISE_POINTS = 1
@@ -144,14 +145,16 @@ def usual_level(recent_scores: Sequence[int]) -> float | None:
 
 
 def acceptable_limit(usual: float | None) -> float:
-    """The highest after-pain the model accepts for this patient."""
+    """The highest after-pain the model accepts for this patient: ACCEPTABLE_PAIN, or for a
+    usual level above it, at most ABOVE_USUAL_ALLOWED above the usual level but never HIGH_PAIN
+    or more (physiotherapist's review: pain of 8-10 after a session is never "acceptable")."""
     if usual is not None and usual > ACCEPTABLE_PAIN:
-        return usual + ABOVE_USUAL_ALLOWED
+        return min(usual + ABOVE_USUAL_ALLOWED, HIGH_PAIN - 1)
     return ACCEPTABLE_PAIN
 
 
 def pain_after_acceptable(after: int, usual: float | None) -> bool:
-    """The model's "acceptable": after <= 5, or <= usual + 2 when usual is above 5."""
+    """The model's "acceptable": after <= 5, or <= min(usual + 2, 7) when usual is above 5."""
     return _check(after, "after") <= acceptable_limit(usual)
 
 
@@ -182,6 +185,9 @@ class Assessment:
     watch_rise: bool = False  # a rise of LARGE_RISE+ within the acceptable range
     usual: float | None = None
     limit: float = ACCEPTABLE_PAIN  # the acceptable after-pain used
+    # About the same (a change of at most 1) but ending above the acceptable limit (5 -> 6,
+    # 6 -> 7): "about the same" alone would hide that it is above what the model accepts.
+    same_above_limit: bool = False
 
     @property
     def change(self) -> int:
@@ -222,6 +228,7 @@ def assess(
     change = after - before
     watch = situation is Situation.ACCEPTABLE and change >= LARGE_RISE
     flag = situation is Situation.TOO_MUCH
+    limit = acceptable_limit(usual)
     if next_morning is not None:
         verdict = next_morning_verdict(next_morning, session_flagged=flag, rise=change)
         flag = flag or verdict.flag
@@ -235,7 +242,8 @@ def assess(
         lighter_next_time=situation is Situation.TOO_MUCH,
         watch_rise=watch,
         usual=usual,
-        limit=acceptable_limit(usual),
+        limit=limit,
+        same_above_limit=situation is Situation.ABOUT_SAME and after > limit,
     )
 
 
