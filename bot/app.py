@@ -23,7 +23,17 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.context import BotApp, BotData, Ctx
 from bot.db.session import create_engine, make_session_factory
-from bot.handlers import checkin, general, progress, settings, setup, start, therapist, tips
+from bot.handlers import (
+    checkin,
+    general,
+    habit,
+    progress,
+    settings,
+    setup,
+    start,
+    therapist,
+    tips,
+)
 from bot.i18n import SUPPORTED_LOCALES, t
 from bot.ratelimit import PriorityRateLimiter
 from bot.scheduling.dispatcher import Dispatcher
@@ -137,6 +147,7 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CallbackQueryHandler(settings.on_pause_button, pattern=r"^pause:"))
     app.add_handler(CallbackQueryHandler(checkin.on_button, pattern=r"^ci:"))
     app.add_handler(CallbackQueryHandler(checkin.on_pain_button, pattern=r"^pain:"))
+    app.add_handler(CallbackQueryHandler(habit.on_button, pattern=r"^hb:"))
     app.add_handler(CallbackQueryHandler(therapist.on_button, pattern=r"^tl:"))
     app.add_handler(CallbackQueryHandler(progress.on_delete_button, pattern=r"^del:"))
     # Anything else pressed (forged data, buttons of a removed feature) gets an answer.

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     prompt_lease_seconds: float = Field(default=60, gt=0)
     # Messages per second overall (Telegram: about 30; paid broadcasts allow more). 0 = no limit.
     send_rate_per_second: int = Field(default=30, ge=0)
+    # "Finished? Tap Done": minutes after a session starts (pain before given) without Done.
+    done_nudge_minutes: int = Field(default=90, gt=0)
+    # Days in a row without any answer before the regular prompt becomes a come-back offer,
+    # and further silent days after that before reminders drop to once a week.
+    absence_after_days: int = Field(default=3, gt=0)
+    weekly_after_days: int = Field(default=7, gt=0)
     # Seconds between dispatcher ticks (claims due reminders from the database).
     dispatch_interval_seconds: float = Field(default=5, gt=0)
 
@@ -143,6 +149,10 @@ class Settings(BaseSettings):
     @property
     def checkin_expiry(self) -> timedelta:
         return timedelta(hours=self.checkin_expiry_hours)
+
+    @property
+    def done_nudge(self) -> timedelta:
+        return timedelta(minutes=self.done_nudge_minutes)
 
     def sqlite_path(self) -> Path | None:
         if not self.database_url.startswith("sqlite"):

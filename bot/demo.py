@@ -67,6 +67,7 @@ WAKE_COLUMNS = (
     CheckIn.snooze_until,
     CheckIn.expires_at,
     CheckIn.next_day_due_at,
+    CheckIn.nudge_due_at,
     Therapist.next_digest_at,
 )
 MAX_MOVE = timedelta(days=60)

@@ -13,7 +13,7 @@ from bot.db.session import transaction
 from bot.handlers import setup
 from bot.handlers.ui import telegram_locale, user_locale
 from bot.i18n import t
-from bot.services import onboarding, patients
+from bot.services import habit, onboarding, patients
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ async def on_text(update: Update, context: Ctx) -> None:
             loc = user_locale(user, update)
             await update.effective_message.reply_text(t("general.hint_start", loc))
             return
+        habit.note_response(user, context.clock.now())  # any message ends a silence
         if onboarding.position(user) is not None:
             await setup.on_text(update, context, session, user)
             return

@@ -55,7 +55,8 @@ async def language(update: Update, context: Ctx) -> None:
     tg = update.effective_user
     async with transaction(context.sessions) as session:
         user, _ = await patients.ensure_user(session, tg.id, tg.language_code)
-        rows = [[(t(f"common.language_name.{c}", c), f"lang:{c}") for c in SUPPORTED_LOCALES]]
+        # ":any": works at any time, unlike the setup step's row (only at its own step).
+        rows = [[(t(f"common.language_name.{c}", c), f"lang:{c}:any") for c in SUPPORTED_LOCALES]]
         await update.effective_message.reply_text(
             t("setup.ask_language", user.language), reply_markup=keyboard(rows)
         )

@@ -16,6 +16,7 @@ from bot.db.session import transaction
 from bot.handlers.ui import (
     Button,
     chunk,
+    drop_buttons,
     keyboard,
     next_reminder_line,
     user_locale,
@@ -136,6 +137,7 @@ async def on_button(update: Update, context: Ctx) -> None:
     """A setup button (lang:, tz:, time:, days:, day:) pressed: apply it if it fits the step."""
     query = update.callback_query
     kind, _, value = (query.data or "").partition(":")
+    value, _, scope = value.partition(":")
     now = context.clock.now()
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
@@ -147,8 +149,10 @@ async def on_button(update: Update, context: Ctx) -> None:
             "days": Step.DAYS,
             "day": Step.CUSTOM_DAYS,
         }[kind]
-        # A language button works any time (/language); the others only at their own step.
-        if user is None or (kind != "lang" and (pos is None or pos.step != expected)):
+        # /language's buttons (scope "any") work any time; a step's buttons only at that step
+        # (an old setup language row must not change the language later).
+        anytime = kind == "lang" and (scope == "any" or user is None or not user.consented)
+        if user is None or (not anytime and (pos is None or pos.step != expected)):
             await query.answer(t("setup.stale_button", user_locale(user, update)))
             if user and pos:
                 await ask(query.message, user, pos, now)
@@ -161,6 +165,7 @@ async def on_button(update: Update, context: Ctx) -> None:
         adv = await apply_button(session, user, kind, value, now, query.message)
         await query.answer()
         if adv is not None:
+            await drop_buttons(query.message)  # answered: its buttons go
             await after_advance(query.message, session, user, adv, context)
 
 
