@@ -519,9 +519,8 @@ class Demo:
         await self.send_for_user("/language")
         self.flush()
         buttons = (user.last.raw.get("reply_markup") or {}).get("inline_keyboard", [])
-        labels = [
-            b["text"] for row in buttons for b in row if b.get("callback_data") == f"lang:{code}"
-        ]
+        wanted = (f"lang:{code}", f"lang:{code}:any")
+        labels = [b["text"] for row in buttons for b in row if b.get("callback_data") in wanted]
         if labels:  # else the bot answered something else, and that is on screen
             self.note("pressed", label=labels[0])
             await user.press(labels[0], message_id=user.last.message_id)

@@ -152,7 +152,7 @@ class Dispatcher:
         # Old prompts lose their buttons once the new one is out (one live prompt at a time).
         results += await asyncio.gather(
             *(self._cleanup(note, report) for note in claim.cleanups),
-            *(self._send_note(n, nudge_message, report, "nudged") for n in claim.nudges),
+            *(self._send_nudge(n, report) for n in claim.nudges),
             *(
                 self._send_note(n, done_question, report, "done_asked")
                 for n in claim.done_questions
@@ -237,17 +237,32 @@ class Dispatcher:
             except TelegramError as exc:
                 log.info("buttons of check-in %s not removed: %s", note.checkin_id, exc)
 
+    async def _send_nudge(self, note: reminders.ChatNote, report: TickReport) -> None:
+        """ "Finished? Tap Done": it takes over the session's buttons, so one message with a
+        Done button stays live (and expiry removes that one)."""
+        message = await self._send_note(note, nudge_message, report, "nudged")
+        if message is None:
+            return
+        async with transaction(self.sessions) as session:
+            moved = await reminders.move_prompt_message(
+                session, note.checkin_id, message.message_id, self.clock.now()
+            )
+        if moved and note.message_id is not None:
+            await self._cleanup(note, report)
+
     async def _send_note(self, note: reminders.ChatNote, compose, report: TickReport, count: str):
         """A nudge or "Did you do it?": claimed once in the database, one try."""
         text, markup = compose(note.checkin_id, note.language)
         async with self._gate:
             try:
-                await self.bot.send_message(
+                message = await self.bot.send_message(
                     note.telegram_id, text, reply_markup=markup, **self._bulk
                 )
                 setattr(report, count, getattr(report, count) + 1)
+                return message
             except TelegramError as exc:
                 log.info("%s for check-in %s not sent: %s", count, note.checkin_id, exc)
+                return None
 
 
 def _unreachable(exc: Exception) -> bool:

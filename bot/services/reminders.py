@@ -650,7 +650,13 @@ async def _supersede(session: AsyncSession, now: datetime, result: ClaimResult) 
 def nudge_query(now: datetime, limit: int) -> Any:
     """Check-ins whose "Finished? Tap Done" is due (few rows: the column is mostly NULL)."""
     return (
-        select(CheckIn.id, CheckIn.user_id, CheckIn.status, CheckIn.expires_at)
+        select(
+            CheckIn.id,
+            CheckIn.user_id,
+            CheckIn.status,
+            CheckIn.expires_at,
+            CheckIn.prompt_message_id,
+        )
         .where(CheckIn.nudge_due_at <= now)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -669,7 +675,9 @@ async def _claim_nudges(session: AsyncSession, now: datetime, result: ClaimResul
     )
     for row, user in rows:
         if row.status == Status.EXERCISING and (row.expires_at is None or row.expires_at > now):
-            result.nudges.append(ChatNote(row.id, user.telegram_id, user.language))
+            result.nudges.append(
+                ChatNote(row.id, user.telegram_id, user.language, row.prompt_message_id)
+            )
 
 
 _IN_CHUNK = 2000
@@ -972,6 +980,20 @@ async def skip(
         )
         .values(**values)
         .execution_options(synchronize_session="fetch")
+    )
+    return res.rowcount == 1
+
+
+async def move_prompt_message(
+    session: AsyncSession, checkin_id: int, message_id: int, now: datetime
+) -> bool:
+    """The check-in's live message is now ``message_id`` (a nudge sent with its buttons), so
+    expiry removes those; False if the session is no longer waiting for Done."""
+    res = await session.execute(
+        update(CheckIn)
+        .where(CheckIn.id == checkin_id, CheckIn.status == Status.EXERCISING)
+        .values(prompt_message_id=message_id, updated_at=_aware(now))
+        .execution_options(synchronize_session=False)
     )
     return res.rowcount == 1
 
