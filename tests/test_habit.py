@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import CheckIn, HabitEvent, User
+from bot.services.checkins import next_morning_verdict
 from bot.services.reminders import Status
 from tests.conftest import T0, prompt_seen, setup_through, tx
 
@@ -318,13 +319,13 @@ async def test_the_next_morning_answer_changes_the_next_reply(app, fake, session
     assert tx(f"checkin.next_day_{answer}", "en") not in sum(prompt.buttons, [])
     assert ["6", "7", "8", "9", "10"] in prompt.buttons  # the merged prompt stays usable
     [monday] = [c for c in await checkins_of(sessions, 6001) if c.due_at == MON_0830]
-    if answer == "worse":
-        assert tx("habit.lighter_next_time", "en") in reply
-        assert tx("habit.next_day_flagged", "en") in reply
-        assert monday.flagged is True  # for the therapist's digest
-    else:
-        assert tx("habit.load_suited", "en") in reply
-        assert monday.flagged is False
+    # What the answer means is the clinical rules' verdict; the flow carries it out.
+    verdict = next_morning_verdict(answer, session_flagged=False, rise=0)
+    assert verdict.lighter_next_time is (answer == "worse")
+    assert (tx("habit.lighter_next_time", "en") in reply) is verdict.lighter_next_time
+    assert (tx("habit.load_suited", "en") in reply) is verdict.load_suited
+    assert (tx("habit.next_day_flagged", "en") in reply) is verdict.flag
+    assert monday.flagged is verdict.flag  # for the therapist's digest
     # The next check-in starts with a lighter version only after "worse".
     await user.press("4", message_id=prompt.message_id)
     [edited] = [m for m in user.messages if m.message_id == prompt.message_id]

@@ -165,7 +165,7 @@ async def on_button(update: Update, context: Ctx) -> None:
         checkin = loaded.checkin
         if action == "nd":
             outcome, verdict = await checkins.record_next_day(session, checkin_id, user, value)
-            reply = next_day_reply(user, outcome, verdict)
+            reply = next_day_reply(user, outcome, verdict, value)
         elif checkin is not None and action == "bar":
             outcome = checkins.record_barrier(checkin, value)
         elif checkin is not None and action == "e":  # optional, after the session is recorded
@@ -356,19 +356,21 @@ async def result_text(checkin: CheckIn, user: User, context: Ctx, session) -> st
     return "\n\n".join(lines)
 
 
-def next_day_reply(user: User, outcome: Outcome, verdict) -> str | None:
-    """What the next-morning answer changes, said back (None: not recorded)."""
+def next_day_reply(user: User, outcome: Outcome, verdict, answer: str) -> str | None:
+    """What the next-morning answer changes, said back (None: not recorded): the rules'
+    verdict (``feedback.next_morning_verdict``) decides; the wording is per field."""
     if outcome is not Outcome.OK or verdict is None:
         return None
     loc = user.language
+    key = "checkin.next_day_worse_reply" if answer == "worse" else "checkin.next_day_thanks"
+    lines = [t(key, loc)]
     if verdict.lighter_next_time:
-        lines = [t("checkin.next_day_worse_reply", loc), t("habit.lighter_next_time", loc)]
-        if verdict.flag:
-            lines.append(t("habit.next_day_flagged", loc))
-        return "\n\n".join(lines)
+        lines.append(t("habit.lighter_next_time", loc))
     if verdict.load_suited:
-        return f"{t('checkin.next_day_thanks', loc)}\n\n{t('habit.load_suited', loc)}"
-    return t("checkin.next_day_thanks", loc)
+        lines.append(t("habit.load_suited", loc))
+    if verdict.flag:
+        lines.append(t("habit.next_day_flagged", loc))
+    return "\n\n".join(lines)
 
 
 def next_day_rows(checkin_id: int, loc: str) -> list[list[Button]]:
