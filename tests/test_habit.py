@@ -369,3 +369,22 @@ async def test_the_old_setup_language_row_no_longer_changes_the_language(
     await user.send("/language")  # the command's own buttons still work
     await user.press(tx("common.language_name.da", "da"))
     assert (await user_row(sessions, 6001)).language == "da"
+
+
+# --- 7. /progress never shows weeks before the patient started ----------------------------------
+
+
+async def test_progress_starts_at_the_week_the_patient_started(app, fake, sessions, clock):
+    from bot.services.progress import compute_progress
+
+    await patient(fake, times="08:30")
+    async with sessions() as s:
+        user = await s.scalar(select(User).where(User.telegram_id == 6001))
+        first = await compute_progress(s, user, T0 + timedelta(hours=3))
+        later = await compute_progress(s, user, T0 + timedelta(days=15))
+    assert [w.start for w in first.weeks] == [date(2026, 11, 23)]
+    assert [w.start for w in later.weeks] == [
+        date(2026, 11, 23),
+        date(2026, 11, 30),
+        date(2026, 12, 7),
+    ]

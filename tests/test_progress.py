@@ -432,7 +432,8 @@ async def test_progress_command_sends_the_summary_and_the_chart(app, fake, clock
     assert tx("progress.streak", loc, current=one_day, best=one_day) in summary.text
     assert tx("progress.percent", loc, value=100) in summary.text
     assert chart.photo.startswith(b"\x89PNG\r\n\x1a\n")
-    assert chart.text == tx("progress.chart.caption", loc, weeks=5)
+    # Set up this Monday: one week shown, never the four before the patient started.
+    assert chart.text == tx("habit.chart_caption_one", loc)
     assert not fake.errors
 
 

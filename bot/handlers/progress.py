@@ -136,7 +136,9 @@ async def progress_command(update: Update, context: Ctx) -> None:
     if progress.has_data:
         # CPU-bound: off the event loop, so other patients are not kept waiting.
         png = await asyncio.to_thread(render_progress_chart, progress, loc)
-        caption = t("progress.chart.caption", loc, weeks=len(progress.weeks))
+        weeks = len(progress.weeks)  # only weeks since the patient started
+        key = "progress.chart.caption" if weeks > 1 else "habit.chart_caption_one"
+        caption = t(key, loc, weeks=weeks)
         await message.reply_photo(png, caption=caption, filename="progress.png")
 
 
