@@ -121,6 +121,11 @@ async def test_after_seven_more_silent_days_reminders_come_weekly_until_an_answe
     count = len(user.messages)
     await run_to(app, clock, T0 + timedelta(days=25))
     assert [m.text for m in user.messages[count:]] == [prompt_seen("en")]
+    # /progress shows the time away (the therapist digest reads habit.absence_summary).
+    await user.send("/progress")
+    summary = user.messages[-2].text
+    assert tx("habit.away_line", "en", start="26 Nov", end="17 Dec") in summary
+    assert tx("habit.weekly_mark", "en").strip() in summary
 
 
 async def test_answering_in_time_never_builds_an_absence(app, fake, sessions, clock):

@@ -9,7 +9,7 @@ old, repeated or forged button erases nothing.
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, datetime, time
 
 from telegram import Update
 
@@ -19,7 +19,7 @@ from bot.db.session import transaction
 from bot.handlers.checkin import drop_buttons
 from bot.handlers.ui import keyboard, require_consent, telegram_locale, user_locale
 from bot.i18n import t
-from bot.services import export, patients, therapists
+from bot.services import export, habit, patients, therapists
 from bot.services.progress import Progress, compute_progress
 
 # --- Text --------------------------------------------------------------------------------------
@@ -120,6 +120,21 @@ def summary_pdf(progress: Progress, timezone: str, loc: str) -> bytes:
     )
 
 
+def away_lines(absences: list, user, loc: str) -> list[str]:
+    """Times away in the weeks shown (issue 14): the come-back offer to the return."""
+    zi = patients.zone_of(user)
+    lines = []
+    for a in absences:
+        start = short_date(a.start.astimezone(zi).date(), loc)
+        if a.end is None:
+            line = t("habit.away_open", loc, start=start)
+        else:
+            end = short_date(a.end.astimezone(zi).date(), loc)
+            line = t("habit.away_line", loc, start=start, end=end)
+        lines.append(line + (t("habit.weekly_mark", loc) if a.weekly else ""))
+    return ["", *lines] if lines else []
+
+
 # --- Handlers ----------------------------------------------------------------------------------
 
 
@@ -131,8 +146,10 @@ async def progress_command(update: Update, context: Ctx) -> None:
             return
         loc = user.language
         progress = await compute_progress(session, user, context.clock.now())
+        since = datetime.combine(progress.weeks[0].start, time(0), patients.zone_of(user))
+        away = away_lines(await habit.absences(session, user.id, since), user, loc)
     message = update.effective_message
-    await message.reply_text("\n".join(summary_lines(progress, loc)))
+    await message.reply_text("\n".join(summary_lines(progress, loc) + away))
     if progress.has_data:
         # CPU-bound: off the event loop, so other patients are not kept waiting.
         png = await asyncio.to_thread(render_progress_chart, progress, loc)
