@@ -58,7 +58,7 @@ async def patient(fake, loc="en", uid=6001, times="08:30, 18:00", days="setup.da
 def prompts_in(user, loc="en") -> list:
     """The regular prompts in the chat (their text as sent, whatever was edited since)."""
     head = tx("checkin.prompt", loc)
-    return [m for m in user.messages if (m.text or "").startswith(head)]
+    return [m for m in user.messages if head in (m.text or "")]
 
 
 # --- 1. and 4.: eight silent days, then seven more ---------------------------------------------
@@ -302,10 +302,13 @@ async def test_the_next_morning_question_never_lands_inside_a_check_in(app, fake
     await run_to(app, clock, datetime(2026, 11, 24, 8, 20, tzinfo=UTC), step=timedelta(hours=1))
     await user.send("/log")
     await user.press("5")
+    count = len(user.messages)
     await run_to(app, clock, datetime(2026, 11, 24, 8, 30, tzinfo=UTC), step=timedelta(minutes=5))
     ask = tx("checkin.next_day_ask", "en")
-    assert user.last.text == prompt_seen("en")  # the prompt, without the question
-    await user.press(tx("checkin.done", "en"), message_id=user.messages[-2].message_id)
+    # Neither the question nor a new prompt in the middle of the session.
+    assert user.last.text == tx("checkin.go_exercise", "en", score=5)
+    assert user.messages[count:] == []
+    await user.press(tx("checkin.done", "en"))
     await user.press("3")
     await run_to(app, clock, datetime(2026, 11, 24, 9, 5, tzinfo=UTC), step=timedelta(minutes=5))
     assert user.last.text == ask  # once the session is over
@@ -393,3 +396,16 @@ async def test_progress_starts_at_the_week_the_patient_started(app, fake, sessio
         date(2026, 11, 30),
         date(2026, 12, 7),
     ]
+
+
+async def test_no_new_prompt_in_the_middle_of_a_session(app, fake, sessions, clock):
+    user = await patient(fake)  # 08:30 and 18:00
+    await run_to(app, clock, datetime(2026, 11, 23, 17, 30, tzinfo=UTC), step=timedelta(hours=1))
+    await user.send("/log")  # a session by hand at 17:30, still going at 18:00
+    await user.press("5")
+    await run_to(app, clock, datetime(2026, 11, 23, 18, 30, tzinfo=UTC), step=timedelta(minutes=30))
+    assert len(prompts_in(user)) == 1  # only the morning one
+    await user.press(tx("checkin.done", "en"))
+    await user.press("3")
+    await run_to(app, clock, datetime(2026, 11, 24, 9, 0, tzinfo=UTC), step=timedelta(hours=1))
+    assert len(prompts_in(user)) == 2  # the next morning's, as usual

@@ -515,8 +515,14 @@ async def _claim_schedules(
         if send is not None:
             newest[row.user_id] = max(send, newest.get(row.user_id, send))
         walked.append((row, eligible, send))
+    # A patient in the middle of a session gets no new prompt: that slot leaves no record
+    # (the session under way is the day's), like a slot on a paused day.
+    busy = await _under_way(session, set(newest), now)
     decisions: dict[int, habit.Decision] = {}
     for row, eligible, send in walked:
+        if send is not None and row.user_id in busy:
+            eligible = [slot for slot in eligible if slot != send]
+            send = None
         if send is not None and send != newest.get(row.user_id):
             send = None  # another schedule of the patient has a newer slot in this claim
         kind = habit.SlotKind.PROMPT
@@ -583,6 +589,25 @@ async def _claim_schedules(
                 .values(next_due_at=next_at)
                 .execution_options(synchronize_session=False)
             )
+
+
+UNDER_WAY_STATUSES = (Status.STARTED, Status.EXERCISING, Status.RATING)
+
+
+async def _under_way(session: AsyncSession, user_ids: set[int], now: datetime) -> set[int]:
+    """Which of these patients have a session under way (pain before given, not finished)."""
+    busy: set[int] = set()
+    for chunk in _chunks(sorted(user_ids)):
+        busy.update(
+            await session.scalars(
+                select(CheckIn.user_id).where(
+                    CheckIn.user_id.in_(chunk),
+                    CheckIn.status.in_(UNDER_WAY_STATUSES),
+                    CheckIn.expires_at > now,
+                )
+            )
+        )
+    return busy
 
 
 async def _record_decisions(
