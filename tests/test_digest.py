@@ -137,14 +137,19 @@ async def test_statistics_and_flags_on_known_data(sessions):
 
     assert (ana.planned, ana.done, ana.logged) == (5, 2, 1)
     assert (ana.pain_sum, ana.pain_n, ana.pain_avg) == (26, 4, 6.5)  # 5, 6, 7 before; /pain 8
-    assert ana.prev_pain_avg == 4.0 and ana.avg_change == 2.5
+    # Two scores the week before: too few for an average, so no week-on-week change.
+    assert (ana.prev_pain_n, ana.prev_pain_avg, ana.avg_change) == (2, None, None)
     assert ana.pain_max == 9
     assert (ana.change_n, ana.session_change) == (3, pytest.approx(1 / 3))  # -1, +3, -1
     assert ana.next_day == {"better": 1, "same": 0, "worse": 1}
     assert ana.rises == 1
     assert ana.barriers == {"pain": 2, "time": 1, "fear": 0, "tired": 0, "other": 0}
     assert not ana.inactive  # the /log session on Saturday counts
-    assert ana.flags == [Flag.HIGH_PAIN, Flag.AVG_UP, Flag.RISE, Flag.BARRIERS]
+    # No 9+ at rest and no usual level yet (2 scores in 4 weeks): no high-pain flag. The
+    # session 6 -> 9 was too much and its next morning worse; "pain too high" came twice.
+    assert ana.flags == [Flag.TOO_MUCH, Flag.WORSE_MORNINGS, Flag.BARRIERS]
+    worse = next(f for f in ana.flag_details if f.kind is Flag.WORSE_MORNINGS)
+    assert worse.on == day(1).date() and worse.numbers == {"worse": 1}
 
     assert (bo.planned, bo.done, bo.pain_avg, bo.avg_change) == (5, 5, 4.0, 0.0)
     assert (bo.session_change, bo.pain_max, bo.flags) == (-1.0, 4, [])
@@ -154,6 +159,50 @@ async def test_statistics_and_flags_on_known_data(sessions):
 
     # The other therapist sees Bo and Fay, never Anna's patients; nobody sees Dee or Eli.
     assert sorted(p.name for p in result[other.id].patients) == ["Bo", "Fay"]
+
+
+async def test_flags_relative_to_the_patients_own_usual_level(sessions):
+    """High pain against the 4-week usual level, 8+ before sessions on two days, worse twice
+    in the morning, adherence falling: each flag with its date and numbers."""
+    async with sessions() as s, s.begin():
+        anna = await add_therapist(s, "Anna")
+        low = await add_patient(s, "Low", anna)  # usually 2: a 6 is high for her
+        s.add_all(PainScore(user_id=low.id, score=2, recorded_at=day(-20 + d)) for d in range(6))
+        s.add(PainScore(user_id=low.id, score=5, recorded_at=day(2)))
+        s.add(PainScore(user_id=low.id, score=6, recorded_at=day(4)))
+        high = await add_patient(s, "High", anna)  # usually 7: an 8 is not
+        s.add_all(PainScore(user_id=high.id, score=7, recorded_at=day(-20 + d)) for d in range(6))
+        s.add_all(
+            [
+                session_row(high, day(1), before=8, after=8, next_day_response="worse"),
+                session_row(high, day(3), before=8, after=8, next_day_response="worse"),
+            ]
+        )
+        # Done every weekday for two weeks, then one in the last two: adherence falling.
+        gone = await add_patient(s, "Gone", anna)
+        s.add_all(session_row(gone, day(d - 21), before=3, after=3) for d in range(5))
+        s.add_all(session_row(gone, day(d - 14), before=3, after=3) for d in range(5))
+        s.add_all(session_row(gone, day(d - 7), "missed") for d in range(5))
+        s.add_all(session_row(gone, day(d), "missed" if d else "completed") for d in range(5))
+    async with sessions() as s:
+        patients = (await digest.compute(s, [anna.id], period_utc()))[anna.id].patients
+    by_name = {p.name: p for p in patients}
+    [high_pain] = by_name["Low"].flag_details
+    assert (high_pain.kind, high_pain.on) == (Flag.HIGH_PAIN, day(4).date())
+    assert high_pain.numbers == {"score": 6, "usual": 2.0}
+    high = by_name["High"]
+    assert high.usual == 7.0
+    assert [f.kind for f in high.flag_details] == [Flag.WORSE_MORNINGS, Flag.HIGH_BEFORE]
+    assert high.flag_details[1].numbers == {"days": 2} and high.flag_details[1].on == day(3).date()
+    gone = by_name["Gone"]
+    assert Flag.ADHERENCE_FALLING in gone.flags
+    text = digest_view.patient_block(gone, 1, "en")
+    assert (
+        "⚠️ Fewer sessions done: 1 of 10 in the last 2 weeks, against 10 of 10 in the 2 weeks before"
+    ) in text
+    text = digest_view.patient_block(by_name["Low"], 1, "en")
+    assert "⚠️ High pain for this patient: 6 on 27 November (usual level about 2.0)" in text
+    assert "Pain: 2 scores this week, too few for an average (it needs 3)" in text
 
 
 async def test_inactivity_needs_four_scheduled_days(sessions):
@@ -167,7 +216,13 @@ async def test_inactivity_needs_four_scheduled_days(sessions):
 
 
 @pytest.mark.parametrize(
-    ("prev", "now", "flagged"), [((3, 3), (5, 5), True), ((3, 3), (4, 5), False), ((), (9,), True)]
+    ("prev", "now", "flagged"),
+    [
+        ((3, 3, 3), (5, 5, 5), True),
+        ((3, 3, 3), (4, 5, 5), False),  # +1.7: less than 2 points
+        ((3, 3), (5, 5, 5), False),  # two scores are not a weekly average
+        ((), (9, 9, 9), False),
+    ],
 )
 async def test_weekly_average_rise_of_two_flags(sessions, prev, now, flagged):
     async with sessions() as s, s.begin():
@@ -181,9 +236,9 @@ async def test_weekly_average_rise_of_two_flags(sessions, prev, now, flagged):
         )
     async with sessions() as s:
         [patient] = (await digest.compute(s, [anna.id], period_utc()))[anna.id].patients
-    # Without last week's scores there is no rise to flag (only the high score of 9 is).
-    assert (Flag.AVG_UP in patient.flags) is (flagged and bool(prev))
-    assert (Flag.HIGH_PAIN in patient.flags) is (max(now) >= 7)
+    # Without 3 scores in each week there is no rise to flag (only the high score of 9 is).
+    assert (Flag.AVERAGE_UP in patient.flags) is flagged
+    assert (Flag.HIGH_PAIN in patient.flags) is (max(now) >= 9)
 
 
 async def test_digest_text_in_each_language(sessions):
@@ -198,17 +253,17 @@ async def test_digest_text_in_each_language(sessions):
     assert ana.splitlines() == [
         "1. Ana ⚠️",
         "Sessions: 2 of 5 planned (+1 logged on their own)",
-        "Pain, weekly average: 6.5 (last week 4.0, +2.5)",
+        "Pain, weekly average: 6.5",
         "Before → after a session: +0.3 on average (sessions: 3)",
         "The morning after: better 1, same 0, worse 1",
-        "⚠️ Pain reached 9 (7 or more)",
-        "⚠️ Weekly average up 2.5 points",
-        "⚠️ Sessions with a rise of 3+ points or pain of 8+ afterwards: 1",
-        "⚠️ Reasons given for skipping: pain too high ×2, no time ×1",
+        "⚠️ Sessions too much for the load: 1 (latest 24 November)",
+        "⚠️ Worse the morning after a session: 1× (latest 24 November)",
+        "⚠️ Skipped more than once because of pain or worry: pain too high ×2, no time ×1",
     ]
     assert "⚠️ No completed session on the last 4 scheduled days" in plain.split("\n\n")[2]
     [da] = digest_view.render(result, "UTC", "da")
-    assert "Smerter, ugens gennemsnit: 6,5 (sidste uge 4,0, +2,5)" in da
+    assert "Smerter, ugens gennemsnit: 6,5\n" in da
+    assert "Træninger med for stor belastning: 1 (senest 24. november)" in da
     assert da.startswith("<b>Ugentlig oversigt</b>, 23. november – 29. november 2026")
     [es] = digest_view.render(result, "UTC", "es")
     assert es.startswith("<b>Resumen semanal</b>, del 23 de noviembre al 29 de noviembre de 2026")
@@ -239,6 +294,18 @@ def many_patients(n: int) -> list[PatientWeek]:
                 next_day={"better": 1, "same": 2, "worse": 3},
                 barriers=dict.fromkeys(("pain", "time", "fear", "tired", "other"), 12),
                 inactive=True,
+                rise_last=day(6),
+                worse_after_flagged=2,
+                worse_last=day(6),
+                high_before_days=7,
+                high_before_last=day(6),
+                worrying_barrier_last=day(6),
+                usual_scores={2: 20},
+                rest_last={10: day(6)},
+                recent_planned=28,
+                recent_done=3,
+                earlier_planned=28,
+                earlier_done=28,
             )
         )
     return patients
@@ -258,7 +325,7 @@ def test_two_hundred_patients_split_under_the_limit_never_inside_a_block(loc):
             assert blocks[0] == t("therapist.digest_continued", loc)
         for block in blocks[1:]:
             assert re.fullmatch(r"<b>\d+\. .*</b> ⚠️", block.splitlines()[0])
-            assert len(block.splitlines()) == 10  # a whole block: name, 4 lines, 5 flags
+            assert len(block.splitlines()) == 13  # a whole block: name, 4 lines, 8 flags
             names.append(block.splitlines()[0])
     assert len(names) == 200
     assert [re.match(r"<b>(\d+)\.", n)[1] for n in names] == [str(n) for n in range(1, 201)]

@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import CheckIn, HabitEvent, User
-from bot.services.checkins import next_morning_verdict
+from bot.handlers.feedback_text import morning_text
+from bot.services.feedback import next_morning_verdict
 from bot.services.reminders import Status
+from bot.testing.fake_telegram import parse_html
 from tests.conftest import T0, prompt_seen, setup_through, tx
 
 # London (the first suggested zone for English): local time is UTC in November.
@@ -330,14 +332,14 @@ async def test_the_next_morning_answer_changes_the_next_reply(app, fake, session
     # What the answer means is the clinical rules' verdict; the flow carries it out.
     verdict = next_morning_verdict(answer, session_flagged=False, rise=0)
     assert verdict.lighter_next_time is (answer == "worse")
-    assert (tx("habit.lighter_next_time", "en") in reply) is verdict.lighter_next_time
-    assert (tx("habit.load_suited", "en") in reply) is verdict.load_suited
-    assert (tx("habit.next_day_flagged", "en") in reply) is verdict.flag
+    assert reply == parse_html(morning_text(verdict, "en", linked=False))[0].strip()
     assert monday.flagged is verdict.flag  # for the therapist's digest
     # The next check-in starts with a lighter version only after "worse".
     await user.press("4", message_id=prompt.message_id)
     [edited] = [m for m in user.messages if m.message_id == prompt.message_id]
-    assert edited.text.startswith(tx("habit.lighter", "en")) is (answer == "worse")
+    assert (tx("feedback.go_lighter", "en") in edited.text) is (answer == "worse")
+    # ...and the day after, the prompt itself starts with it.
+    assert (await user_row(sessions, 6001)).lighter_next is (answer == "worse")
     await user.press(tx("checkin.done", "en"))
     await user.press("4")
     assert (await user_row(sessions, 6001)).lighter_next is False  # used once

@@ -15,12 +15,11 @@ from telegram.error import BadRequest
 from bot.context import Ctx
 from bot.db.models import CheckIn, User
 from bot.db.session import transaction
-from bot.handlers import general
+from bot.handlers import feedback_text, general
 from bot.handlers.ui import Button, drop_buttons, keyboard, require_consent, user_locale
 from bot.i18n import t
-from bot.services import checkins, education, habit, patients
+from bot.services import checkins, education, feedback, habit, patients, safety
 from bot.services.checkins import Outcome
-from bot.services.education import Situation, situation_for_change
 from bot.services.habit import SlotKind
 from bot.services.parsing import parse_score
 from bot.services.reminders import Status
@@ -165,7 +164,7 @@ async def on_button(update: Update, context: Ctx) -> None:
         checkin = loaded.checkin
         if action == "nd":
             outcome, verdict = await checkins.record_next_day(session, checkin_id, user, value)
-            reply = next_day_reply(user, outcome, verdict, value)
+            reply = await next_day_reply(session, user, outcome, verdict)
         elif checkin is not None and action == "bar":
             outcome = checkins.record_barrier(checkin, value)
         elif checkin is not None and action == "e":  # optional, after the session is recorded
@@ -226,7 +225,7 @@ def current_question(checkin: CheckIn, user: User) -> Reply:
     if checkin.status == Status.STARTED:
         return ask_score_text(loc, "checkin.ask_before"), keyboard(score_keypad(f"{c}:b"))
     if checkin.status == Status.EXERCISING:
-        return next_question("b", checkin, loc, lighter=user.lighter_next)
+        return next_question("b", checkin, loc, tz=user.timezone)
     if checkin.status == Status.RATING:
         return ask_score_text(loc, "checkin.ask_after"), keyboard(score_keypad(f"{c}:a"))
     kind = SlotKind.WEEKLY if user.absence == habit.WEEKLY else SlotKind.PROMPT
@@ -253,28 +252,51 @@ async def apply(action, value, checkin: CheckIn, user: User, context: Ctx, messa
         return checkins.snooze(checkin, int(value), now)
     if action in ("skip", "cant"):
         return checkins.skip(checkin, now)
-    if action == "b" and value.isdigit() and 0 <= int(value) <= 10:
-        return checkins.record_before(checkin, int(value), now, context.settings.done_nudge)
-    if action == "a" and value.isdigit() and 0 <= int(value) <= 10:
-        return checkins.record_after(checkin, int(value), now)
+    if action in ("b", "a") and value.isdigit() and 0 <= int(value) <= 10:
+        return await record_score(action, checkin, int(value), user, context, session)
+    if action == "gentle":
+        return checkins.gentle(checkin)
     if action == "done":
         return checkins.done(checkin, now)
     return Outcome.WRONG_STEP  # forged or unknown: change nothing
 
 
+async def record_score(action: str, checkin: CheckIn, score: int, user: User, context, session):
+    """The pain before or after; the one after is judged against the patient's usual level."""
+    now = context.clock.now()
+    if action == "b":  # from the prompt's keypad too: that starts the session
+        return checkins.record_before(checkin, score, now, context.settings.done_nudge)
+    usual = await checkins.usual_level(session, user, now, exclude_checkin=checkin.id)
+    outcome = checkins.record_after(checkin, score, now, usual=usual)
+    if outcome is Outcome.OK:  # completed: the next-morning question gets its time
+        await checkins.after_completed(session, checkin, user)
+    return outcome
+
+
 def next_question(
-    action: str, checkin: CheckIn, loc: str, *, lighter: bool = False
+    action: str,
+    checkin: CheckIn,
+    loc: str,
+    pre: feedback.PreSession | None = None,
+    tz: str | None = None,
 ) -> tuple[str, InlineKeyboardMarkup]:
-    """What follows a pain score: after the one before, "do your session" (a lighter version
-    when the last next-morning answer was "worse"); after the one after, the optional
-    effort question's buttons."""
+    """What follows a pain score: after the one before, "do your session" (for pain 8+: a
+    gentle version or skip, with the safety line; Done stays possible); after the one after,
+    the optional effort question."""
     c = f"ci:{checkin.id}"
     if action == "b":
-        rows = [[(t("checkin.done", loc), f"{c}:done")], [(t("checkin.cant", loc), f"{c}:cant")]]
-        text = t("checkin.go_exercise", loc, score=checkin.pain_before)
-        if lighter:
-            text = f"{t('habit.lighter', loc)}\n\n{text}"
-        return text, keyboard(rows)
+        pre = pre or feedback.before_session(checkin.pain_before)
+        if pre.high:
+            rows = [
+                [(t("feedback.gentle", loc), f"{c}:gentle"), (t("checkin.skip", loc), f"{c}:cant")],
+                [(t("checkin.done", loc), f"{c}:done")],
+            ]
+        else:
+            rows = [
+                [(t("checkin.done", loc), f"{c}:done")],
+                [(t("checkin.cant", loc), f"{c}:cant")],
+            ]
+        return feedback_text.before_text(pre, loc, tz), keyboard(rows)
     rows = [
         [(t(f"checkin.effort_{e}", loc), f"{c}:e:{e}") for e in checkins.EFFORTS],
         [(t("checkin.effort_skip", loc), f"{c}:e:none")],
@@ -297,12 +319,17 @@ async def compose_next(action, checkin: CheckIn, user: User, context: Ctx, sessi
     if action in ("skip", "cant"):
         return barrier_question(checkin, loc)
     if action == "b":
-        return next_question(action, checkin, loc, lighter=user.lighter_next)
+        last = await checkins.last_next_morning(session, user, checkin.id)
+        pre = feedback.before_session(checkin.pain_before, last_next_morning=last)
+        return next_question(action, checkin, loc, pre, user.timezone)
     if action == "a":
         # The personal explanation right after the score; the effort question below it.
         explanation = await result_text(checkin, user, context, session)
         question, markup = next_question(action, checkin, loc)
         return f"{explanation}\n\n{question}", markup
+    if action == "gentle":
+        rows = [[(t("checkin.done", loc), f"{c}:done")], [(t("checkin.cant", loc), f"{c}:cant")]]
+        return t("feedback.gentle_go", loc), keyboard(rows)
     if action == "done":
         return ask_score_text(loc, "checkin.ask_after"), keyboard(score_keypad(f"{c}:a"))
     if action == "e":
@@ -315,7 +342,10 @@ async def compose_next(action, checkin: CheckIn, user: User, context: Ctx, sessi
         session, user.id, situation, rng=context.bot_data.rng, now=context.clock.now()
     )
     lead = t(f"checkin.barrier_reply_{checkin.barrier}", loc)
-    return f"{lead}\n\n{education.render_tip(tip, loc)}", None
+    text = f"{lead}\n\n{education.render_tip(tip, loc)}"
+    if checkin.barrier == "pain":  # "pain too high": the clinician safety line, always
+        text += "\n\n" + feedback_text.safety_line(user.timezone, loc)
+    return text, None
 
 
 def barrier_question(checkin: CheckIn, loc: str) -> Reply:
@@ -335,42 +365,37 @@ def barrier_question(checkin: CheckIn, loc: str) -> Reply:
 
 
 async def result_text(checkin: CheckIn, user: User, context: Ctx, session) -> str:
-    """The tailored reply: the numbers, what they may mean (with a matching tip), any flag."""
+    """The reply from the clinical rules (bot/services/feedback.py): the numbers, what they
+    mean, a tip that fits, the flag note and, for pain 8+, the safety line."""
     loc = user.language
-    before, after = checkin.pain_before, checkin.pain_after
-    situation = situation_for_change(before, after)
-    lines = [t("checkin.result", loc, before=before, after=after)]
-    if await checkins.completed_count(session, user) == 1:
-        lines.append(t("checkin.first_session", loc))
+    now = context.clock.now()
+    usual = await checkins.usual_level(session, user, now, exclude_checkin=checkin.id)
+    assessment = checkins.assessment(checkin, usual)
     tip = await education.pick_tip(
         session,
         user.id,
-        situation,
+        education.for_checkin(assessment.situation),
         rng=context.bot_data.rng,
-        now=context.clock.now(),
-        with_numbers=situation is Situation.PAIN_FELL,
+        now=now,
     )
-    lines.append(education.render_tip(tip, loc, before=before, after=after))
-    if checkin.flagged:
-        lines.append(t("checkin.flagged", loc))
+    lines = feedback_text.result_lines(
+        assessment,
+        loc,
+        tip=education.render_tip(tip, loc),
+        first_session=await checkins.completed_count(session, user) == 1,
+        linked=assessment.flag and await checkins.shares_with_therapist(session, user),
+        tz=user.timezone,
+    )
     return "\n\n".join(lines)
 
 
-def next_day_reply(user: User, outcome: Outcome, verdict, answer: str) -> str | None:
-    """What the next-morning answer changes, said back (None: not recorded): the rules'
-    verdict (``feedback.next_morning_verdict``) decides; the wording is per field."""
+async def next_day_reply(session, user: User, outcome: Outcome, verdict) -> str | None:
+    """What the next-morning answer means, said back (None: not recorded): the clinical
+    rules' verdict, in issue 13's words."""
     if outcome is not Outcome.OK or verdict is None:
         return None
-    loc = user.language
-    key = "checkin.next_day_worse_reply" if answer == "worse" else "checkin.next_day_thanks"
-    lines = [t(key, loc)]
-    if verdict.lighter_next_time:
-        lines.append(t("habit.lighter_next_time", loc))
-    if verdict.load_suited:
-        lines.append(t("habit.load_suited", loc))
-    if verdict.flag:
-        lines.append(t("habit.next_day_flagged", loc))
-    return "\n\n".join(lines)
+    linked = await checkins.shares_with_therapist(session, user)
+    return feedback_text.morning_text(verdict, user.language, linked=linked)
 
 
 def next_day_rows(checkin_id: int, loc: str) -> list[list[Button]]:
@@ -396,17 +421,15 @@ async def on_typed_score(update: Update, context: Ctx, session, user: User) -> b
         if checkin.status in checkins.PROMPT_STATUSES:
             return False  # only a number starts a session from the prompt; other text: a hint
         key = "checkin.ask_before" if action == "b" else "checkin.ask_after"
+        lead = t(f"checkin.error_score_{exc}", loc)
+        if safety.needs_safety_net(message.text):  # a worried question, not a typo
+            lead = feedback_text.safety_net(user.timezone, loc, skip_button=False)
         await message.reply_text(
-            f"{t(f'checkin.error_score_{exc}', loc)}\n\n{ask_score_text(loc, key)}",
+            f"{lead}\n\n{ask_score_text(loc, key)}",
             reply_markup=keyboard(score_keypad(f"ci:{checkin.id}:{action}")),
         )
         return True
-    now = context.clock.now()
-    if action == "b":
-        checkins.record_before(checkin, score, now, context.settings.done_nudge)
-    else:
-        checkins.record_after(checkin, score, now)
-        await checkins.after_completed(session, checkin, user)
+    await record_score(action, checkin, score, user, context, session)
     text, markup = await compose_next(action, checkin, user, context, session)
     await message.reply_text(text, reply_markup=markup)
     return True
@@ -442,7 +465,10 @@ async def record_pain_text(message, context: Ctx, session, user: User, text: str
         return
     await checkins.record_pain(session, user, score, context.clock.now())
     patients.set_state(user, None)
-    await message.reply_text(t("pain.recorded", loc, score=score))
+    text = t("pain.recorded", loc, score=score)
+    if feedback.is_high(score):  # pain 8+: the clinician safety line
+        text += "\n\n" + feedback_text.safety_line(user.timezone, loc)
+    await message.reply_text(text)
 
 
 async def on_pain_text(update: Update, context: Ctx, session, user: User) -> None:

@@ -15,6 +15,7 @@ from telegram import Bot
 
 from bot import digest_chart
 from bot.i18n import t
+from bot.services import feedback
 from bot.services.digest import Digest, Flag, PatientWeek
 from bot.services.schedule_rules import zone
 
@@ -85,13 +86,19 @@ def patient_block(patient: PatientWeek, n: int, loc: str) -> str:
         )
     if any(p.next_day.values()):
         lines.append(t("therapist.digest_next_day", loc, **p.next_day))
-    lines.extend(_flag_line(flag, p, loc) for flag in p.flags)
+    flags = p.flag_details
+    if any(p.barriers.values()) and not any(f.kind is Flag.BARRIERS for f in flags):
+        # Reasons for skipping are information; only repeated pain or worry is a flag.
+        lines.append(t("therapist.digest_barriers", loc, list=_barrier_list(p, loc)))
+    lines.extend(_flag_line(flag, p, loc) for flag in flags)
     return "\n".join(lines)
 
 
 def _pain_line(p: PatientWeek, loc: str) -> str:
-    if p.pain_avg is None:
+    if p.pain_n == 0:
         return t("therapist.digest_pain_none", loc)
+    if p.pain_avg is None:  # fewer scores than an average needs (feedback.WEEK_MIN_SCORES)
+        return t("therapist.digest_pain_few", loc, count=p.pain_n, min=feedback.WEEK_MIN_SCORES)
     if p.avg_change is None:
         return t("therapist.digest_pain", loc, avg=number(p.pain_avg, loc))
     return t(
@@ -103,21 +110,45 @@ def _pain_line(p: PatientWeek, loc: str) -> str:
     )
 
 
-def _flag_line(flag: Flag, p: PatientWeek, loc: str) -> str:
-    values: dict[str, Any] = {}
-    if flag is Flag.HIGH_PAIN:
-        values["max"] = p.pain_max
-    elif flag is Flag.AVG_UP:
-        values["change"] = number(p.avg_change or 0, loc)
-    elif flag is Flag.RISE:
-        values["count"] = p.rises
-    elif flag is Flag.BARRIERS:
-        values["list"] = ", ".join(
-            t("therapist.barrier_count", loc, barrier=t(f"therapist.barrier.{b}", loc), count=c)
-            for b, c in p.barriers.items()
-            if c
-        )
-    return "⚠️ " + t(f"therapist.flag.{flag}", loc, **values)
+def _barrier_list(p: PatientWeek, loc: str) -> str:
+    return ", ".join(
+        t("therapist.barrier_count", loc, barrier=t(f"therapist.barrier.{b}", loc), count=c)
+        for b, c in p.barriers.items()
+        if c
+    )
+
+
+def _flag_line(flag: feedback.Flag, p: PatientWeek, loc: str) -> str:
+    """One flag with its date and numbers (the rules decided it; this only words it)."""
+    n = flag.numbers
+    when = day_month(flag.on, loc) if flag.on else t("progress.no_value", loc)
+    key = f"therapist.flag.{flag.kind}"
+    values: dict[str, Any] = {"date": when}
+    if flag.kind is Flag.HIGH_PAIN:
+        values["score"] = int(n["score"])
+        if "usual" in n:
+            key = "therapist.flag.high_pain_usual"
+            values["usual"] = number(n["usual"], loc)
+    elif flag.kind is Flag.AVERAGE_UP:
+        values |= {"previous": number(n["previous"], loc), "current": number(n["current"], loc)}
+    elif flag.kind is Flag.TOO_MUCH:
+        values["count"] = int(n["sessions"])
+    elif flag.kind is Flag.WORSE_MORNINGS:
+        values["count"] = int(n["worse"])
+    elif flag.kind is Flag.HIGH_BEFORE:
+        values |= {"count": int(n["days"]), "min": feedback.HIGH_PAIN}
+    elif flag.kind is Flag.ADHERENCE_FALLING:
+        values |= {
+            "recent_done": p.recent_done,
+            "recent_planned": p.recent_planned,
+            "earlier_done": p.earlier_done,
+            "earlier_planned": p.earlier_planned,
+        }
+    elif flag.kind is Flag.INACTIVE:
+        values["days"] = feedback.INACTIVE_DAYS
+    elif flag.kind is Flag.BARRIERS:
+        values["list"] = _barrier_list(p, loc)
+    return "⚠️ " + t(key, loc, **values)
 
 
 def render(digest: Digest, tz: str, loc: str, *, current: bool = False) -> list[str]:

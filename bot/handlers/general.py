@@ -10,10 +10,10 @@ from telegram.ext import ApplicationHandlerStop
 
 from bot.context import Ctx
 from bot.db.session import transaction
-from bot.handlers import setup
-from bot.handlers.ui import telegram_locale, user_locale
+from bot.handlers import feedback_text, setup
+from bot.handlers.ui import keyboard, telegram_locale, user_locale
 from bot.i18n import t
-from bot.services import habit, onboarding, patients
+from bot.services import checkins, habit, onboarding, patients, safety
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,22 @@ async def on_text(update: Update, context: Ctx) -> None:
         for route in TEXT_ROUTES.get("*", ()):  # e.g. a number while a check-in waits for one
             if await route(update, context, session, user):
                 return
+        if safety.needs_safety_net(update.effective_message.text):
+            await reply_safety_net(update, context, session, user)
+            return
         await update.effective_message.reply_text(t("general.hint", user.language))
+
+
+async def reply_safety_net(update: Update, context: Ctx, session, user) -> None:
+    """A worried question or a mention of pain: no medical advice, when to contact a clinician
+    (clinician safety text), and what the bot can do, with [Skip today] if a prompt is open."""
+    loc = user.language
+    prompt = await checkins.open_prompt(session, user, context.clock.now())
+    text = feedback_text.safety_net(user.timezone, loc, skip_button=prompt is not None)
+    markup = None
+    if prompt is not None:
+        markup = keyboard([[(t("checkin.skip", loc), f"ci:{prompt.id}:skip")]])
+    await update.effective_message.reply_text(text, reply_markup=markup)
 
 
 async def on_location(update: Update, context: Ctx) -> None:

@@ -19,7 +19,7 @@ from bot.db.session import transaction
 from bot.handlers.checkin import drop_buttons
 from bot.handlers.ui import keyboard, require_consent, telegram_locale, user_locale
 from bot.i18n import t
-from bot.services import export, habit, patients, therapists
+from bot.services import export, feedback, habit, patients, therapists
 from bot.services.progress import Progress, compute_progress
 
 # --- Text --------------------------------------------------------------------------------------
@@ -76,12 +76,14 @@ def summary_lines(progress: Progress, loc: str) -> list[str]:
         no_value = t("progress.no_value", loc)
         lines.append(" → ".join(no_value if m is None else number(m, loc) for m in means))
         lines.append(t(f"progress.trend.{progress.trend}", loc))
+    elif any(w.pain_count for w in progress.weeks):  # scores, but no week with enough of them
+        lines.append(t("progress.pain_few", loc, min=feedback.WEEK_MIN_SCORES))
     else:
         lines.append(t("progress.pain_none", loc))
 
     lines += ["", t("progress.effect_title", loc)]
     effect = progress.effect
-    if effect.sessions:
+    if feedback.effect_is_shown(effect.sessions):
         lines.append(
             t(
                 "progress.effect",
@@ -93,7 +95,7 @@ def summary_lines(progress: Progress, loc: str) -> list[str]:
             )
         )
     else:
-        lines.append(t("progress.effect_none", loc))
+        lines.append(t("progress.effect_none", loc, min=feedback.EFFECT_MIN_SESSIONS))
     lines += [
         "",
         t(f"progress.cheer.{progress.cheer}", loc, days=days(progress.current_streak, loc)),

@@ -8,7 +8,7 @@ from telegram import Update
 
 from bot.context import Ctx
 from bot.db.session import transaction
-from bot.handlers import setup
+from bot.handlers import feedback_text, setup
 from bot.handlers.ui import keyboard, next_reminder_line, user_locale
 from bot.i18n import SUPPORTED_LOCALES, t
 from bot.services import onboarding, patients, reminders
@@ -39,7 +39,11 @@ async def help_command(update: Update, context: Ctx) -> None:
         user = await patients.get_user(session, update.effective_user.id)
         loc = user_locale(user, update)
     lines = [f"/{c} - {t(f'commands.{c}', loc)}" for c in HELP_COMMANDS]
-    await update.effective_message.reply_text(t("help.intro", loc) + "\n\n" + "\n".join(lines))
+    # Clinician safety text (red flags, the emergency number for the patient's time zone).
+    flags = feedback_text.red_flags(user.timezone if user else None, loc)
+    await update.effective_message.reply_text(
+        t("help.intro", loc) + "\n\n" + "\n".join(lines) + "\n\n" + flags
+    )
 
 
 async def privacy(update: Update, context: Ctx) -> None:

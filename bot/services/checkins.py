@@ -14,37 +14,21 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import CheckIn, PainScore, User
-from bot.services import habit, patients
+from bot.db.models import CheckIn, PainScore, TherapistLink, User
+from bot.services import feedback, habit, patients
 from bot.services.education import Situation
 from bot.services.reminders import OPEN_STATUSES, Status
-
-try:  # issue 13's clinical rules module (the agreed API); the fallback reads it literally
-    from bot.services.feedback import next_morning_verdict
-except ImportError:  # pragma: no cover - until the feedback module is merged
-
-    @dataclass(frozen=True)
-    class NextMorningVerdict:
-        lighter_next_time: bool
-        load_suited: bool
-        flag: bool
-
-    def next_morning_verdict(answer: str, *, session_flagged: bool, rise: int | None):
-        worse = answer == "worse"
-        return NextMorningVerdict(worse, not worse, worse)
-
+from bot.services.therapists import ACTIVE_LINK
 
 EFFORTS = ("easy", "moderate", "hard")
 BARRIERS = ("pain", "time", "fear", "tired", "other")
-NEXT_DAY_ANSWERS = ("better", "same", "worse")
+NEXT_DAY_ANSWERS = feedback.NEXT_MORNING_ANSWERS
 SNOOZE_MINUTES = (15, 60)
 # The next-morning question goes out at this local time on the day after the session.
 NEXT_DAY_ASK_AT = time(9, 0)
 # Once started, a check-in stays open at least this long, even if it was prompted late.
 SESSION_WINDOW = timedelta(hours=3)
-# A rise of this many points, or pain after at or above FLAG_AFTER, is flagged for the therapist.
-FLAG_RISE = 3
-FLAG_AFTER = 8
+# Which sessions are flagged for the therapist: bot/services/feedback.py (the clinical rules).
 
 BARRIER_SITUATION = {
     "pain": Situation.BARRIER_PAIN,
@@ -163,13 +147,19 @@ def done(checkin: CheckIn, now: datetime) -> Outcome:
     return outcome
 
 
-def record_after(checkin: CheckIn, score: int, now: datetime | None = None) -> Outcome:
+def record_after(
+    checkin: CheckIn, score: int, now: datetime | None = None, *, usual: float | None = None
+) -> Outcome:
     """Pain after: the session is recorded as completed at once (the effort question that
-    follows is optional and never blocks). Call ``after_completed`` next (next morning)."""
+    follows is optional and never blocks). Call ``after_completed`` next (next morning).
+    ``usual`` is the patient's usual level (``usual_level``), which the clinical rules need
+    to tell an acceptable rise from too much."""
     outcome = _step(checkin, (Status.RATING,), done_if=checkin.pain_after == score)
     if outcome is Outcome.OK:
         checkin.pain_after = score
-        checkin.flagged = should_flag(checkin.pain_before, score)
+        checkin.flagged = (
+            assessment(checkin, usual).flag if checkin.pain_before is not None else False
+        )
         checkin.status = Status.COMPLETED
         checkin.completed_at = now or checkin.done_at
         checkin.nudge_due_at = None
@@ -218,9 +208,60 @@ def confirm_done(checkin: CheckIn, did: bool, now: datetime) -> Outcome:
     return Outcome.OK
 
 
-def should_flag(before: int | None, after: int) -> bool:
-    """A rise of 3 or more points, or pain after at 8 or more: worth the therapist's eye."""
-    return after >= FLAG_AFTER or (before is not None and after - before >= FLAG_RISE)
+def assessment(checkin: CheckIn, usual: float | None) -> feedback.Assessment:
+    """What the clinical rules say about this session's before/after scores."""
+    return feedback.assess(checkin.pain_before, checkin.pain_after, usual=usual)
+
+
+async def usual_level(
+    session: AsyncSession, user: User, now: datetime, *, exclude_checkin: int | None = None
+) -> float | None:
+    """The patient's usual pain (feedback.usual_level) from their resting scores of the last
+    four weeks: pain before sessions and /pain scores (``exclude_checkin``: not this one's)."""
+    since = now - timedelta(days=feedback.USUAL_WINDOW_DAYS)
+    befores = select(CheckIn.pain_before).where(
+        CheckIn.user_id == user.id,
+        CheckIn.pain_before.is_not(None),
+        CheckIn.created_at >= since,
+    )
+    if exclude_checkin is not None:
+        befores = befores.where(CheckIn.id != exclude_checkin)
+    scores = list(await session.scalars(befores))
+    scores += list(
+        await session.scalars(
+            select(PainScore.score).where(
+                PainScore.user_id == user.id, PainScore.recorded_at >= since
+            )
+        )
+    )
+    return feedback.usual_level(scores)
+
+
+async def last_next_morning(session: AsyncSession, user: User, before_checkin: int) -> str | None:
+    """The next-morning answer after the patient's previous completed session, if given."""
+    return await session.scalar(
+        select(CheckIn.next_day_response)
+        .where(
+            CheckIn.user_id == user.id,
+            CheckIn.id != before_checkin,
+            CheckIn.status == Status.COMPLETED,
+        )
+        .order_by(CheckIn.completed_at.desc(), CheckIn.id.desc())
+        .limit(1)
+    )
+
+
+def gentle(checkin: CheckIn) -> Outcome:
+    """[Gentle version] after a high pain score before the session: nothing changes but the
+    advice (the session goes on; Done and "I couldn't do it" stay possible)."""
+    return _step(checkin, (Status.EXERCISING,))
+
+
+def morning_verdict(checkin: CheckIn, answer: str) -> feedback.NextMorningVerdict:
+    rise = None
+    if checkin.pain_before is not None and checkin.pain_after is not None:
+        rise = checkin.pain_after - checkin.pain_before
+    return feedback.next_morning_verdict(answer, session_flagged=bool(checkin.flagged), rise=rise)
 
 
 def complete(checkin: CheckIn, effort: str | None, user: User, now: datetime) -> Outcome:
@@ -302,11 +343,8 @@ async def record_next_day(
     if checkin.next_day_response is not None:
         return Outcome.DUPLICATE, None
     checkin.next_day_response = answer
-    rise = None
-    if checkin.pain_before is not None and checkin.pain_after is not None:
-        rise = checkin.pain_after - checkin.pain_before
-    verdict = next_morning_verdict(answer, session_flagged=checkin.flagged, rise=rise)
-    if verdict.flag:
+    verdict = morning_verdict(checkin, answer)
+    if verdict.flag:  # e.g. a rise of 3+ and a worse morning
         checkin.flagged = True
     user.lighter_next = bool(verdict.lighter_next_time)
     return Outcome.OK, verdict
@@ -413,6 +451,29 @@ async def claim_next_day(
         questions.append(NextDayQuestion(checkin.id, user.telegram_id, user.language, user.id))
     await session.flush()
     return questions
+
+
+async def shares_with_therapist(session: AsyncSession, user: User) -> bool:
+    """Whether a physiotherapist sees this patient's weekly summary (an active link)."""
+    found = await session.scalar(
+        select(TherapistLink.id).where(TherapistLink.patient_id == user.id, *ACTIVE_LINK).limit(1)
+    )
+    return found is not None
+
+
+async def open_prompt(session: AsyncSession, user: User, now: datetime) -> CheckIn | None:
+    """Today's prompt if it can still be skipped (sent or snoozed, not started, not expired)."""
+    return await session.scalar(
+        select(CheckIn)
+        .where(
+            CheckIn.user_id == user.id,
+            CheckIn.kind == "prompt",
+            CheckIn.status.in_((Status.PENDING, Status.PROMPTED, Status.SNOOZED)),
+            (CheckIn.expires_at.is_(None)) | (CheckIn.expires_at > now),
+        )
+        .order_by(CheckIn.id.desc())
+        .limit(1)
+    )
 
 
 async def current_open(session: AsyncSession, user: User, now: datetime) -> CheckIn | None:

@@ -23,7 +23,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Date, and_, case, cast, func, select, update
@@ -31,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import CheckIn, DigestSent, PainScore, Therapist, TherapistLink, User
+from bot.services import feedback
 from bot.services.checkins import BARRIERS, NEXT_DAY_ANSWERS
 from bot.services.reminders import Status
 from bot.services.schedule_rules import next_occurrence, parse_hhmm, wall_clock_instant, zone
@@ -38,13 +38,16 @@ from bot.services.therapists import ACTIVE_LINK
 
 log = logging.getLogger(__name__)
 
-# Flags (PRODUCT.md "Weekly digest"): any score at or above FLAG_PAIN; the weekly average up by
-# FLAG_AVG_RISE or more; a session flagged at check-in (a rise of 3+, or 8+ afterwards); no
-# completed session on the last INACTIVE_DAYS scheduled days; any barrier reported.
-FLAG_PAIN = 7
-FLAG_AVG_RISE = 2.0
-INACTIVE_DAYS = 4
+# Flags (PRODUCT.md "Weekly digest"): the rules and their thresholds are the clinical rules
+# module's (bot/services/feedback.py: high_pain_flag, average_up_flag, too_much_flag,
+# worse_mornings_flag, high_before_flag, adherence_falling_flag, barriers_flag, inactive_flag);
+# this module only gathers the numbers they need, set-based.
+INACTIVE_DAYS = feedback.INACTIVE_DAYS
 INACTIVE_LOOKBACK = timedelta(days=28)
+# The usual level is read from the resting scores of these weeks before the covered week.
+USUAL_LOOKBACK = timedelta(weeks=feedback.DIGEST_USUAL_WEEKS)
+# Adherence compares the last two weeks (the covered one and the one before) with the two before.
+ADHERENCE_LOOKBACK = timedelta(weeks=3)
 DEFAULT_DIGEST_TIME = "08:00"
 # A claimed digest not recorded as sent within this time is sent again (the sender crashed).
 DIGEST_LEASE = timedelta(minutes=15)
@@ -53,12 +56,8 @@ DIGEST_LEASE = timedelta(minutes=15)
 DIGEST_GRACE = timedelta(days=2)
 
 
-class Flag(StrEnum):
-    HIGH_PAIN = "high_pain"
-    AVG_UP = "avg_up"
-    RISE = "rise"
-    INACTIVE = "inactive"
-    BARRIERS = "barriers"
+# The kinds of flag (structured flags: ``feedback.Flag`` with kind, date and numbers).
+Flag = feedback.FlagKind
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,43 +165,79 @@ class PatientWeek:
     pain_max: int | None = None  # any score of the week, before, after or /pain
     change_sum: int = 0  # pain after - pain before, completed sessions
     change_n: int = 0
-    rises: int = 0  # sessions flagged at check-in
+    rises: int = 0  # sessions flagged at check-in (or by their next morning)
     next_day: dict[str, int] = field(default_factory=dict)
     barriers: dict[str, int] = field(default_factory=dict)
     inactive: bool = False
+    # For the flags (feedback.py): latest instants, the usual level, the weeks before.
+    rise_last: datetime | None = None
+    worse_after_flagged: int = 0
+    worse_last: datetime | None = None
+    high_before_days: int = 0
+    high_before_last: datetime | None = None
+    worrying_barrier_last: datetime | None = None
+    usual_scores: dict[int, int] = field(default_factory=dict)  # score -> count, 4 weeks before
+    rest_last: dict[int, datetime] = field(default_factory=dict)  # score -> latest in the week
+    recent_planned: int = 0  # prompt check-ins of this week and the one before
+    recent_done: int = 0
+    earlier_planned: int = 0  # ... and of the two weeks before those
+    earlier_done: int = 0
 
     @property
     def pain_avg(self) -> float | None:
-        return self.pain_sum / self.pain_n if self.pain_n else None
+        """The week's average resting pain, as /progress computes it (at least 3 scores)."""
+        return feedback.average_of(self.pain_sum, self.pain_n)
 
     @property
     def prev_pain_avg(self) -> float | None:
-        return self.prev_pain_sum / self.prev_pain_n if self.prev_pain_n else None
+        return feedback.average_of(self.prev_pain_sum, self.prev_pain_n)
 
     @property
     def avg_change(self) -> float | None:
-        """This week's average minus last week's; None unless both weeks have scores."""
+        """This week's average minus last week's; None unless both weeks have one."""
         now, before = self.pain_avg, self.prev_pain_avg
         return None if now is None or before is None else now - before
+
+    @property
+    def usual(self) -> float | None:
+        """The patient's usual level: median resting score of the four weeks before."""
+        scores = [score for score, n in self.usual_scores.items() for _ in range(n)]
+        return feedback.usual_level(scores)
 
     @property
     def session_change(self) -> float | None:
         return self.change_sum / self.change_n if self.change_n else None
 
     @property
+    def flag_details(self) -> list[feedback.Flag]:
+        """The week's flags as structured data (kind, date, numbers), by the clinical rules."""
+        scores = [(_day(at), score) for score, at in self.rest_last.items()]
+        found = (
+            feedback.high_pain_flag(scores, self.usual),
+            feedback.average_up_flag(self.prev_pain_avg, self.pain_avg),
+            feedback.too_much_flag(self.rises, _day(self.rise_last)),
+            feedback.worse_mornings_flag(
+                self.next_day.get("worse", 0), self.worse_after_flagged, _day(self.worse_last)
+            ),
+            feedback.high_before_flag(self.high_before_days, _day(self.high_before_last)),
+            feedback.adherence_falling_flag(
+                self.earlier_done, self.earlier_planned, self.recent_done, self.recent_planned
+            ),
+            feedback.barriers_flag(self.barriers, _day(self.worrying_barrier_last)),
+            feedback.inactive_flag(self.inactive),
+        )
+        return [flag for flag in found if flag is not None]
+
+    @property
     def flags(self) -> list[Flag]:
-        found = []
-        if self.pain_max is not None and self.pain_max >= FLAG_PAIN:
-            found.append(Flag.HIGH_PAIN)
-        if (change := self.avg_change) is not None and change >= FLAG_AVG_RISE - 1e-9:
-            found.append(Flag.AVG_UP)
-        if self.rises:
-            found.append(Flag.RISE)
-        if self.inactive:
-            found.append(Flag.INACTIVE)
-        if any(self.barriers.values()):
-            found.append(Flag.BARRIERS)
-        return found
+        return [flag.kind for flag in self.flag_details]
+
+
+def _day(at: datetime | str | None) -> date | None:
+    """The UTC date of an instant read back from either database."""
+    if at is None:
+        return None
+    return _as_datetime(at).astimezone(UTC).date()
 
 
 @dataclass(frozen=True)
@@ -248,6 +283,7 @@ async def compute(
         chunk = ids[start : start + PATIENTS_PER_QUERY]
         await _checkin_stats(session, chunk, period, stats)
         await _score_stats(session, chunk, period, stats)
+        await _resting_levels(session, chunk, period, stats)
         await _inactivity(session, chunk, period, stats)
     by_therapist: dict[int, list[PatientWeek]] = defaultdict(list)
     for row in links:
@@ -272,6 +308,13 @@ async def _checkin_stats(
     prev = and_(when >= period.prev_start, when < period.start)
     completed = CheckIn.status == Status.COMPLETED
     both = and_(completed, CheckIn.pain_before.is_not(None), CheckIn.pain_after.is_not(None))
+    recent = and_(when >= period.prev_start, when < period.end)
+    earlier = and_(when >= period.start - ADHERENCE_LOOKBACK, when < period.prev_start)
+    prompt = CheckIn.kind == "prompt"
+    worse = and_(week, CheckIn.next_day_response == "worse")
+    high_before = and_(week, CheckIn.pain_before >= feedback.HIGH_PAIN)
+    worrying = and_(week, CheckIn.barrier.in_(feedback.WORRYING_BARRIERS))
+    dialect = session.get_bind().dialect.name
     columns = [
         _count_if(and_(week, CheckIn.kind == "prompt")),
         _count_if(and_(week, CheckIn.kind == "prompt", completed)),
@@ -287,16 +330,32 @@ async def _checkin_stats(
         _count_if(and_(week, CheckIn.flagged)),
         *(_count_if(and_(week, CheckIn.next_day_response == a)) for a in NEXT_DAY_ANSWERS),
         *(_count_if(and_(week, CheckIn.barrier == b)) for b in BARRIERS),
+        # For the flags (bot/services/feedback.py):
+        func.max(case((and_(week, CheckIn.flagged), when))),
+        _count_if(and_(worse, CheckIn.flagged)),
+        func.max(case((worse, when))),
+        func.count(func.distinct(case((high_before, _utc_day(when, dialect))))),
+        func.max(case((high_before, when))),
+        func.max(case((worrying, when))),
+        _count_if(and_(recent, prompt)),
+        _count_if(and_(recent, prompt, completed)),
+        _count_if(and_(earlier, prompt)),
+        _count_if(and_(earlier, prompt, completed)),
     ]
     rows = await session.execute(
         select(CheckIn.user_id, *columns)
         # created_at is never before the slot: a bound ix_checkins_user_created can use. The
         # weeks themselves are in the CASEs (a range on coalesce(...) would be misestimated).
-        .where(CheckIn.user_id.in_(patients), CheckIn.created_at >= period.prev_start)
+        .where(
+            CheckIn.user_id.in_(patients),
+            CheckIn.created_at >= period.start - ADHERENCE_LOOKBACK,
+        )
         .group_by(CheckIn.user_id)
     )
     n_days = len(NEXT_DAY_ANSWERS)
+    n_extra = 10  # the flag columns at the end
     for user_id, *v in rows:
+        v, extra = v[:-n_extra], v[-n_extra:]
         s = stats[user_id]
         s.planned, s.done, s.logged = v[0] or 0, v[1] or 0, v[2] or 0
         s.pain_sum, s.pain_n = v[3] or 0, v[4] or 0
@@ -305,6 +364,56 @@ async def _checkin_stats(
         s.change_sum, s.change_n, s.rises = v[9] or 0, v[10] or 0, v[11] or 0
         s.next_day = dict(zip(NEXT_DAY_ANSWERS, (x or 0 for x in v[12 : 12 + n_days]), strict=True))
         s.barriers = dict(zip(BARRIERS, (x or 0 for x in v[12 + n_days :]), strict=True))
+        s.rise_last, s.worse_after_flagged, s.worse_last = extra[0], extra[1] or 0, extra[2]
+        s.high_before_days, s.high_before_last = extra[3] or 0, extra[4]
+        s.worrying_barrier_last = extra[5]
+        s.recent_planned, s.recent_done = extra[6] or 0, extra[7] or 0
+        s.earlier_planned, s.earlier_done = extra[8] or 0, extra[9] or 0
+
+
+async def _resting_levels(
+    session: AsyncSession, patients: list[int], period: Period, stats: dict[int, PatientWeek]
+) -> None:
+    """Per patient and resting score (pain before a session, /pain): how often it came in the
+    four weeks before the week (the usual level), and when it last came in the week. At most
+    11 rows per patient and table, whatever the number of scores."""
+    since = period.start - USUAL_LOOKBACK
+    when = func.coalesce(CheckIn.due_at, CheckIn.created_at)
+    sources = (
+        (
+            CheckIn.pain_before,
+            when,
+            CheckIn.user_id,
+            (CheckIn.created_at >= since, CheckIn.pain_before.is_not(None)),
+        ),
+        (
+            PainScore.score,
+            PainScore.recorded_at,
+            PainScore.user_id,
+            (PainScore.recorded_at >= since,),
+        ),
+    )
+    for score, at, user_id, bounds in sources:
+        before = and_(at >= since, at < period.start)
+        week = and_(at >= period.start, at < period.end)
+        rows = await session.execute(
+            select(user_id, score, _count_if(before), func.max(case((week, at))))
+            .where(user_id.in_(patients), *bounds)
+            .group_by(user_id, score)
+        )
+        for uid, value, n, last in rows:
+            s = stats[uid]
+            if n:
+                s.usual_scores[value] = s.usual_scores.get(value, 0) + n
+            if last is not None:
+                previous = s.rest_last.get(value)
+                last = _as_datetime(last)
+                s.rest_last[value] = last if previous is None else max(previous, last)
+
+
+def _as_datetime(value: datetime | str) -> datetime:
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _max(*values: int | None) -> int | None:

@@ -26,9 +26,6 @@ SRC_EIH = "000_4e8f90accc5175a5.txt"  # talk abstract on exercise-induced hypoal
 SRC_HABIT = "001_972a37726f0b7adf.txt"  # physiotherapy blog: a regular exercise habit
 SRC_STRENGTH = "002_d7dc2a08e5b55ab1.txt"  # Danish physiotherapy blog: why training helps
 
-# A pain score at or above this after exercise is treated as a large rise (see below).
-HIGH_PAIN = 8
-
 
 class Topic(StrEnum):
     EIH = "eih"
@@ -43,10 +40,13 @@ class Topic(StrEnum):
 
 
 class Situation(StrEnum):
-    PAIN_FELL = "pain_fell"
-    PAIN_SAME = "pain_same"
-    PAIN_ROSE_LITTLE = "pain_rose_little"  # +1 or +2, ending below HIGH_PAIN
-    PAIN_ROSE_LOT = "pain_rose_lot"  # +3 or more, or ending at HIGH_PAIN or above
+    # A check-in's outcome: the values of ``bot.services.feedback.Situation`` (the clinical
+    # rules decide which one; ``for_checkin`` maps it here).
+    MAY_BE_EIH = "may_be_eih"
+    ABOUT_SAME = "about_same"
+    ACCEPTABLE = "acceptable"
+    TOO_MUCH = "too_much"
+    HIGH_STABLE = "high_stable"
     BARRIER_PAIN = "barrier_pain"
     BARRIER_TIME = "barrier_time"
     BARRIER_FEAR = "barrier_fear"
@@ -80,36 +80,34 @@ def _tip(
     return Tip(key, topic, source, frozenset(situations), placeholders)
 
 
-# Tips with placeholders only fit check-in outcomes (PAIN_*), where both scores are known;
-# every other tip must read well on its own, since /tip and reminders draw from all of them.
+# A check-in's tip never speaks of a fall when pain rose or of a rise when it fell: the tips
+# of MAY_BE_EIH and those of ACCEPTABLE / TOO_MUCH are disjoint (tests/test_feedback_replies.py).
+# What the patient's own numbers mean is said by the clinical rules (locales/feedback.*.yml),
+# so no tip quotes numbers; every tip reads well on its own, for /tip and reminders too.
 TIPS: tuple[Tip, ...] = (
     # EIH (000, 001)
-    _tip("eih_what_it_is", Topic.EIH, SRC_EIH, S.FIRST_SESSION, S.ONBOARDING),
-    _tip("eih_your_numbers", Topic.EIH, SRC_EIH, S.PAIN_FELL, placeholders=NUMBERS),
-    _tip("eih_your_numbers_treatment", Topic.EIH, SRC_EIH, S.PAIN_FELL, placeholders=NUMBERS),
-    _tip("eih_evidence_based", Topic.EIH, SRC_EIH, S.PAIN_FELL, S.ONBOARDING, S.STREAK),
-    _tip("eih_rough_signal", Topic.EIH, SRC_EIH, S.PAIN_SAME, S.FIRST_SESSION),
-    _tip("endorphins_natural_painkillers", Topic.EIH, SRC_HABIT, S.PAIN_FELL, S.FIRST_SESSION),
-    # Hurt is not harm (000, 002)
+    _tip("eih_what_it_is", Topic.EIH, SRC_EIH, S.MAY_BE_EIH, S.FIRST_SESSION, S.ONBOARDING),
+    _tip("eih_evidence_based", Topic.EIH, SRC_EIH, S.MAY_BE_EIH, S.ONBOARDING, S.STREAK),
+    _tip("eih_rough_signal", Topic.EIH, SRC_EIH, S.ABOUT_SAME, S.FIRST_SESSION),
+    _tip("endorphins_natural_painkillers", Topic.EIH, SRC_HABIT, S.MAY_BE_EIH, S.FIRST_SESSION),
+    # Hurt and harm: the barriers (000, 002)
     _tip(
         "hurt_not_harm_temporary_rise",
         Topic.HURT_NOT_HARM,
         SRC_EIH,
-        S.PAIN_ROSE_LITTLE,
+        S.ACCEPTABLE,
         S.BARRIER_FEAR,
-    ),
-    _tip(
-        "hurt_not_harm_your_numbers",
-        Topic.HURT_NOT_HARM,
-        SRC_EIH,
-        S.PAIN_ROSE_LITTLE,
-        placeholders=NUMBERS,
     ),
     _tip("hurt_not_harm_why_it_matters", Topic.HURT_NOT_HARM, SRC_EIH, S.BARRIER_FEAR),
     _tip("fear_strength_training_common", Topic.HURT_NOT_HARM, SRC_STRENGTH, S.BARRIER_FEAR),
     # Rest versus activity (001)
     _tip(
-        "rest_short_then_move", Topic.REST_VS_ACTIVITY, SRC_HABIT, S.BARRIER_PAIN, S.BARRIER_TIRED
+        "rest_short_then_move",
+        Topic.REST_VS_ACTIVITY,
+        SRC_HABIT,
+        S.BARRIER_PAIN,
+        S.BARRIER_TIRED,
+        S.HIGH_STABLE,
     ),
     _tip("rest_too_much", Topic.REST_VS_ACTIVITY, SRC_HABIT, S.BARRIER_PAIN, S.BARRIER_TIRED),
     _tip("busy_day_keep_moving", Topic.REST_VS_ACTIVITY, SRC_HABIT, S.BARRIER_TIME),
@@ -119,17 +117,17 @@ TIPS: tuple[Tip, ...] = (
         Topic.NERVOUS_SYSTEM_LOAD,
         SRC_STRENGTH,
         S.BARRIER_FEAR,
-        S.PAIN_SAME,
+        S.ABOUT_SAME,
     ),
     _tip(
         "nervous_system_gets_used_to_load",
         Topic.NERVOUS_SYSTEM_LOAD,
         SRC_STRENGTH,
-        S.PAIN_SAME,
+        S.ABOUT_SAME,
         S.STREAK,
     ),
     # Strength and fitness (001, 002)
-    _tip("exercise_long_term_relief", Topic.STRENGTH_FITNESS, SRC_HABIT, S.PAIN_SAME, S.STREAK),
+    _tip("exercise_long_term_relief", Topic.STRENGTH_FITNESS, SRC_HABIT, S.ABOUT_SAME, S.STREAK),
     _tip("benefits_daily_life", Topic.STRENGTH_FITNESS, SRC_HABIT, S.STREAK, S.BARRIER_OTHER),
     _tip(
         "strength_physical_gains", Topic.STRENGTH_FITNESS, SRC_STRENGTH, S.STREAK, S.BARRIER_OTHER
@@ -163,27 +161,25 @@ TIPS: tuple[Tip, ...] = (
         "slow_progression",
         Topic.HABIT_PATIENCE,
         SRC_STRENGTH,
-        S.PAIN_ROSE_LITTLE,
+        S.ACCEPTABLE,
+        S.TOO_MUCH,
         S.BARRIER_FEAR,
         S.FIRST_SESSION,
     ),
-    # Talk to your clinician (001, 002): every large-rise tip says lower the load and tell
-    # the physiotherapist.
+    # Talk to your clinician (001, 002). Safety advice (red flags, emergency number) is not in
+    # the sources: it is clinician safety text (locales/safety.*.yml), never a tip.
     _tip(
         "talk_to_clinician_goals", Topic.TALK_TO_CLINICIAN, SRC_HABIT, S.ONBOARDING, S.BARRIER_OTHER
     ),
-    _tip("talk_to_clinician_severe_pain", Topic.TALK_TO_CLINICIAN, SRC_HABIT, S.BARRIER_PAIN),
-    _tip("rose_lot_lower_load", Topic.TALK_TO_CLINICIAN, SRC_STRENGTH, S.PAIN_ROSE_LOT),
     _tip(
-        "rose_lot_your_numbers",
+        "talk_to_clinician_severe_pain",
         Topic.TALK_TO_CLINICIAN,
         SRC_HABIT,
-        S.PAIN_ROSE_LOT,
-        placeholders=NUMBERS,
+        S.BARRIER_PAIN,
+        S.HIGH_STABLE,
     ),
-    _tip(
-        "rose_lot_adjust_plan", Topic.TALK_TO_CLINICIAN, SRC_HABIT, S.PAIN_ROSE_LOT, S.BARRIER_PAIN
-    ),
+    _tip("rose_lot_lower_load", Topic.TALK_TO_CLINICIAN, SRC_STRENGTH, S.TOO_MUCH),
+    _tip("rose_lot_adjust_plan", Topic.TALK_TO_CLINICIAN, SRC_HABIT, S.TOO_MUCH, S.BARRIER_PAIN),
 )
 
 TIPS_BY_KEY: dict[str, Tip] = {tip.key: tip for tip in TIPS}
@@ -192,27 +188,9 @@ TIPS_BY_KEY: dict[str, Tip] = {tip.key: tip for tip in TIPS}
 GENERAL_POOL: tuple[Tip, ...] = tuple(tip for tip in TIPS if not tip.placeholders)
 
 
-def situation_for_change(before: int, after: int) -> Situation:
-    """Classify a before/after pain pair (0-10 each) from one session.
-
-    - ``after < before``: PAIN_FELL.
-    - ``after >= 8`` and not lower than before (rose, or stayed at 8 or more): PAIN_ROSE_LOT,
-      since severe pain after exercise calls for a lighter load and a word with the
-      physiotherapist whatever the change.
-    - ``after == before`` (below 8): PAIN_SAME.
-    - ``after - before`` is 1 or 2 (ending below 8): PAIN_ROSE_LITTLE.
-    - ``after - before >= 3``: PAIN_ROSE_LOT.
-    """
-    for name, score in (("before", before), ("after", after)):
-        if not 0 <= score <= 10:
-            raise ValueError(f"{name} pain score must be 0-10, got {score}")
-    if after < before:
-        return Situation.PAIN_FELL
-    if after >= HIGH_PAIN or after - before >= 3:
-        return Situation.PAIN_ROSE_LOT
-    if after == before:
-        return Situation.PAIN_SAME
-    return Situation.PAIN_ROSE_LITTLE
+def for_checkin(situation: object) -> Situation:
+    """The tip pool of a check-in outcome (a ``bot.services.feedback.Situation``)."""
+    return Situation(str(situation))
 
 
 def candidates_for(situation: Situation | None, *, with_numbers: bool = False) -> tuple[Tip, ...]:

@@ -29,14 +29,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import CheckIn, PainScore, Schedule, User
+from bot.services import feedback
 from bot.services.patients import is_paused
 from bot.services.reminders import OPEN_STATUSES, Status, is_eligible
 from bot.services.schedule_rules import next_occurrence, zone
 
-# A change of a full point (0-10 scale) across the weeks shown counts as a trend; smaller
-# wobbles are "about the same". Roughly the smallest change patients notice (Farrar et al.,
-# Pain 2001: about 2 points or 30% is clinically important; 1 point is a first signal).
-TREND_POINTS = 1.0
+# The pain trend, the weekly average and when the before/after effect is shown are the
+# clinical rules' (bot/services/feedback.py: trend, weekly_average, effect_is_shown), shared
+# with the therapist's digest.
 # "Struggling": fewer than half of the slots due in the last week and this week were done.
 STRUGGLING_SHARE = 0.5
 STRUGGLING_MIN_DUE = 3
@@ -49,11 +49,7 @@ class DayState(StrEnum):
     OPEN = "open"  # a prompt still waiting for an answer: neither counts nor breaks
 
 
-class Trend(StrEnum):
-    FALLING = "falling"
-    RISING = "rising"
-    STEADY = "steady"
-    UNKNOWN = "unknown"  # fewer than two weeks with pain scores
+Trend = feedback.Trend  # falling, rising, steady, unknown (fewer than two weeks to compare)
 
 
 class Cheer(StrEnum):
@@ -186,12 +182,13 @@ def streaks(states: Mapping[date, DayState]) -> tuple[int, int]:
 def pain_values_by_week(
     checkins: Iterable[CheckInRecord], scores: Iterable[ScoreRecord]
 ) -> dict[date, list[int]]:
-    """Every pain score (before, after, standalone) grouped by the Monday of its week."""
+    """Every resting pain score (before a session, standalone /pain) grouped by the Monday of
+    its week. The score after a session is its effect, shown on its own; the digest averages
+    the same scores."""
     weeks: dict[date, list[int]] = {}
     for c in checkins:
-        for value in (c.before, c.after):
-            if value is not None:
-                weeks.setdefault(week_start(c.day), []).append(value)
+        if c.before is not None:
+            weeks.setdefault(week_start(c.day), []).append(c.before)
     for s in scores:
         weeks.setdefault(week_start(s.at.date()), []).append(s.score)
     return weeks
@@ -219,7 +216,7 @@ def weekly_stats(
             start=monday,
             planned=planned.get(monday, 0) + remaining.get(monday, 0),
             done=done.get(monday, 0),
-            pain_mean=fmean(pain[monday]) if pain.get(monday) else None,
+            pain_mean=feedback.weekly_average(pain.get(monday, ())),
             pain_count=len(pain.get(monday, ())),
             remaining=remaining.get(monday, 0),
         )
@@ -239,22 +236,10 @@ def before_after_effect(checkins: Iterable[CheckInRecord]) -> Effect:
     return Effect(len(changes), fmean(changes), sum(1 for d in changes if d < 0))
 
 
-def pain_trend(means: Sequence[float | None], threshold: float = TREND_POINTS) -> Trend:
-    """Falling, rising or steady: the least-squares line through the weekly means, read as
-    the change it implies from the first to the last week that has scores.
-    """
-    points = [(i, m) for i, m in enumerate(means) if m is not None]
-    if len(points) < 2:
-        return Trend.UNKNOWN
-    mx = fmean(i for i, _ in points)
-    my = fmean(m for _, m in points)
-    slope = sum((i - mx) * (m - my) for i, m in points) / sum((i - mx) ** 2 for i, _ in points)
-    change = slope * (points[-1][0] - points[0][0])
-    if change <= -threshold:
-        return Trend.FALLING
-    if change >= threshold:
-        return Trend.RISING
-    return Trend.STEADY
+def pain_trend(means: Sequence[float | None]) -> Trend:
+    """Falling, rising or steady (feedback.trend): only a change that matters to patients,
+    2 points or 30 %, is called a trend."""
+    return feedback.trend(means)
 
 
 def encouragement(

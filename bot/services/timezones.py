@@ -164,3 +164,34 @@ def zone_at(latitude: float, longitude: float) -> str | None:
         return None
     zone = _finder().timezone_at(lng=longitude, lat=latitude)
     return zone if zone and is_valid_zone(zone) else None
+
+
+# --- Zone -> country (issue 13: the emergency number; reusable for localization) -------------
+
+
+@functools.cache
+def _zone_countries() -> dict[str, str]:
+    """IANA zone -> ISO 3166 country code, from tzdata's zone.tab; link names (aliases such as
+    "US/Eastern" or "Europe/Kiev") resolve through the links in tzdata.zi."""
+    from importlib.resources import files
+
+    folder = files("tzdata").joinpath("zoneinfo")
+    countries: dict[str, str] = {}
+    for line in folder.joinpath("zone.tab").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            code, _, name, *_ = line.split("\t")
+            countries[name] = code
+    for line in folder.joinpath("tzdata.zi").read_text(encoding="utf-8").splitlines():
+        if line.startswith("L "):
+            _, target, alias = line.split()[:3]
+            if target in countries and alias not in countries:
+                countries[alias] = countries[target]
+    return countries
+
+
+def country_of_zone(tz: str | None) -> str | None:
+    """The country (ISO 3166 alpha-2, e.g. "DK") an IANA zone belongs to; None for zones of no
+    single country ("UTC", "Etc/GMT+1") and unknown names."""
+    if not tz:
+        return None
+    return _zone_countries().get(tz)
