@@ -20,11 +20,13 @@ lease; once the lease runs out the next tick (on any replica) claims it again.
 
 Check-in life cycle (``CheckIn.status``)::
 
-    pending -> prompted -> started -> exercising -> rating -> effort -> completed
-       |          |  ^                              (steps: bot/services/checkins.py)
-       |          v  |
+    pending -> prompted -> [started] -> exercising -> rating -> completed (-> effort, optional)
+       |          |  ^       (the prompt's keypad: pain before starts the session directly;
+       |          v  |        steps: bot/services/checkins.py)
        |        snoozed --(snooze_until)--> pending
-       +-> undeliverable (403)      open --(expires_at)--> missed (effort -> completed)
+       +-> undeliverable (403)      open --(expires_at)--> missed (effort -> completed;
+                                     exercising/rating: "Did you do it?" -> yes: completed)
+    prompted/snoozed --(a newer prompt for the patient)--> missed (its buttons removed)
     pending/prompted/snoozed/started/exercising --(skip)--> skipped
 
 The patient's own steps (start, snooze, skip, scores) live in ``bot.services.checkins``;
