@@ -1,5 +1,7 @@
-"""The exercise prompt and the pain check-in: Start / Snooze / Skip, pain before and after,
-effort, the tailored reply; the barrier after a skip; the next-morning question; /pain, /log.
+"""The exercise prompt and the pain check-in: the prompt's pain-before keypad (its first tap
+starts the session) / Snooze / Skip, Done, pain after with the tailored reply and the optional
+effort below it (3 taps); the forgotten-Done nudge and "Did you do it?"; the barrier after a
+skip; the next-morning question; /pain, /log. ``prompt_message`` composes every prompt.
 
 Buttons carry ``ci:<checkin id>:<action>[:<value>]`` (at most 30 bytes, well under Telegram's
 64). Every press is checked against the check-in's status by ``bot.services.checkins``.
