@@ -260,8 +260,10 @@ async def test_pause_until_a_date_and_resume(app, fake, sessions):
         in user.last.text
     )
     await user.send("/pause")
+    question = user.last
     await user.press(tx("pause.open", "en"))
     assert tx("common.next_reminder_none", "en") in user.last.text
+    assert question.buttons == []  # answered: its buttons are gone
     row = await db_user(sessions, 3011)
     assert row.paused_at is not None and row.paused_until is None
 

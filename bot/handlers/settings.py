@@ -9,7 +9,7 @@ from telegram import Update
 from bot.context import Ctx
 from bot.db.session import transaction
 from bot.handlers import feedback_text, setup
-from bot.handlers.ui import keyboard, next_reminder_line, user_locale
+from bot.handlers.ui import drop_buttons, keyboard, next_reminder_line, user_locale
 from bot.i18n import SUPPORTED_LOCALES, t
 from bot.services import onboarding, patients, reminders
 from bot.services.onboarding import Step
@@ -179,6 +179,7 @@ async def on_pause_button(update: Update, context: Ctx) -> None:
             return
         days = int(value)
         until = patients.local_today(user, now) + timedelta(days=days - 1) if days else None
+        await drop_buttons(query.message)  # answered: the other lengths go
         await do_pause(query.message, session, user, now, until)
 
 
