@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram import BotCommand, Update
+from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import (
     ApplicationBuilder,
@@ -34,29 +34,12 @@ from bot.handlers import (
     therapist,
     tips,
 )
-from bot.i18n import SUPPORTED_LOCALES, t
+from bot.handlers.menus import menu_commands
+from bot.i18n import SUPPORTED_LOCALES
 from bot.ratelimit import PriorityRateLimiter
 from bot.scheduling.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
-
-# Commands shown in Telegram's menu, in this order, per language.
-MENU_COMMANDS = (
-    "start",
-    "settings",
-    "pain",
-    "log",
-    "tip",
-    "progress",
-    "pause",
-    "resume",
-    "language",
-    "therapist",
-    "privacy",
-    "export",
-    "delete",
-    "help",
-)
 
 
 def build_application(
@@ -171,9 +154,7 @@ async def _post_init(app: BotApp) -> None:
     if app.bot_data.run_jobs:
         schedule_jobs(app)
     for locale in (*SUPPORTED_LOCALES, None):
-        loc = locale or "en"
-        commands = [BotCommand(c, t(f"commands.{c}", loc)) for c in MENU_COMMANDS]
-        await app.bot.set_my_commands(commands, language_code=locale)
+        await app.bot.set_my_commands(menu_commands(locale or "en"), language_code=locale)
 
 
 async def _dispose_engine(app: BotApp) -> None:

@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 
+from bot import l10n
 from bot.i18n import t
 from bot.services.progress import Progress
 
@@ -40,13 +41,8 @@ _RENDER_LOCK = threading.Lock()
 
 
 def short_date(day: date, locale: str) -> str:
-    """'23 Nov', '23. nov.', '23 nov' in the patient's language."""
-    return t(
-        "progress.short_date",
-        locale,
-        day=day.day,
-        month=t(f"progress.month_short.{day.month}", locale),
-    )
+    """'23 Nov', '23. nov.', '23 nov' in the patient's language (CLDR, through bot.l10n)."""
+    return l10n.short_date(day, locale)
 
 
 def render_progress_chart(progress: Progress, locale: str) -> bytes:

@@ -30,6 +30,11 @@ def normalize_locale(code: str | None) -> str:
     return base if base in SUPPORTED_LOCALES else FALLBACK_LOCALE
 
 
+def telegram_language_supported(code: str | None) -> bool:
+    """Whether a Telegram ``language_code`` is one of ours (not merely the fallback)."""
+    return bool(code) and code.replace("_", "-").split("-", 1)[0].lower() in SUPPORTED_LOCALES
+
+
 def load_locales(path: Path = LOCALES_DIR, *, strict: bool = False) -> list[str]:
     """Load every ``<namespace>.<locale>.yml`` under ``path``; return the namespaces found."""
     global _strict

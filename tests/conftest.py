@@ -150,11 +150,19 @@ async def setup_through(
     now: datetime = T0,
 ) -> None:
     """Consent and answer every setup step with buttons (the zone by its button label)."""
-    from bot.handlers.setup import zone_label
     from bot.services.timezones import SUGGESTED
 
     await consent(user, loc)
-    await user.press(tx(f"common.language_name.{loc}", loc))
-    await user.press(zone_label(zone or SUGGESTED[loc][0], now))
+    # Setup skips the language question when Telegram's language is one we speak; a patient
+    # whose Telegram is in another language picks theirs with /language.
+    if user.last.text != tx("setup.ask_timezone", loc):
+        if user.last.text not in {tx("setup.ask_language", c) for c in ("en", "da", "es")}:
+            await user.send("/language")
+        await user.press(tx(f"common.language_name.{loc}", loc))
+    # The zone buttons read "København · 08.30" (the clock there now): pressed by their data.
+    zone = zone or SUGGESTED[loc][0]
+    offered = [data for row in user.last.callback_data for data in row]
+    assert f"tz:{zone}" in offered or zone not in SUGGESTED[loc], (zone, offered)
+    await user.press(callback_data=f"tz:{zone}")
     await user.send(times)
     await user.press(tx(days_button, loc))

@@ -105,8 +105,9 @@ async def test_run_polls_a_bot_api_server_and_never_logs_the_token(tmp_path):
                 await user.send("/language")
                 await fake.wait_for(lambda u=user: len(u.messages) == 3, timeout=10)
                 await user.press("Español")
-                await fake.wait_for(lambda u=user: len(u.messages) == 4, timeout=10)
-                assert user.last.text == tx("setup.language_set", "es")
+                # "I'll speak Spanish", then the greeting again in Spanish (before consent).
+                await fake.wait_for(lambda u=user: len(u.messages) == 5, timeout=10)
+                assert user.messages[-2].text == tx("setup.language_set", "es")
         finally:
             proc.send_signal(signal.SIGINT)
             out, _ = await asyncio.wait_for(proc.communicate(), 30)

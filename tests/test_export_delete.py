@@ -32,6 +32,7 @@ from bot.db.models import (
 from bot.db.session import transaction
 from bot.handlers.progress import summary_lines
 from bot.i18n import t
+from bot.l10n import format_hhmm, weekday_name
 from bot.services import export, therapists
 from bot.services.progress import compute_progress
 from bot.services.reminders import Status
@@ -135,19 +136,28 @@ async def test_chart_without_sessions_still_renders(session):
 # --- The CSV -----------------------------------------------------------------------------------
 
 
-def read_csv(data: bytes) -> tuple[list[str], list[dict[str, str]]]:
+SEPARATOR = {"en": ",", "da": ";", "es": ";"}  # what each language's Excel expects
+
+
+def read_csv(data: bytes, loc: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The CSV as a spreadsheet program in ``loc`` reads it, with the localized headers mapped
+    back to the column names."""
     assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 byte-order mark, for spreadsheet programs
-    reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))
-    rows = list(reader)
-    return list(reader.fieldnames or []), rows
+    text = data.decode("utf-8-sig")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=SEPARATOR[loc])
+    header, *body = list(reader)
+    assert all(len(row) == len(header) for row in body)  # every row splits into the columns
+    names = {tx(f"export.column.{c}", loc): c for c in export.CSV_COLUMNS}
+    return header, [{names[h]: v for h, v in zip(header, row, strict=True)} for row in body]
 
 
 def as_int(text: str) -> int | None:
     return int(text) if text else None
 
 
-async def test_csv_reads_back_as_the_stored_data(session):
-    user = await add_patient(session, conv_state=None)
+@pytest.mark.parametrize("loc", LOCALES)
+async def test_csv_reads_back_as_the_stored_data(session, loc):
+    user = await add_patient(session, loc, conv_state="checkin:7", conv_data={"secret": 1})
     await add_history(session, user, weeks=2)
     # 23:30 UTC is already the next day in Copenhagen: the CSV gives the patient's own date.
     late = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)
@@ -165,7 +175,7 @@ async def test_csv_reads_back_as_the_stored_data(session):
             completed_at=late + timedelta(minutes=20),
         )
     )
-    session.add(TipShown(user_id=user.id, tip_key="eih_numbers", shown_at=late))
+    session.add(TipShown(user_id=user.id, tip_key="slow_progression", shown_at=late))
     other = await add_patient(session, "en")
     role = Therapist(user_id=other.id, display_name="Søren Ærø")
     session.add(role)
@@ -178,15 +188,27 @@ async def test_csv_reads_back_as_the_stored_data(session):
     await session.flush()
 
     bundle = await export.collect(session, user, NOW)
-    header, rows = read_csv(bundle.csv)
-    assert header == list(export.CSV_COLUMNS)
+    header, rows = read_csv(bundle.csv, loc)
+    assert header == [tx(f"export.column.{c}", loc) for c in export.CSV_COLUMNS]
+    if loc != "en":  # the headers are in the patient's language
+        assert header != [tx(f"export.column.{c}", "en") for c in export.CSV_COLUMNS]
 
     def key(when: datetime, *values) -> tuple:
         return (when.astimezone(UTC), *values)
 
+    def word(group: str, code: str | None) -> str:
+        return tx(f"export.{group}.{code}", loc) if code else ""
+
     stored = await session.scalars(select(CheckIn).where(CheckIn.user_id == user.id))
     expected = {
-        key(c.due_at or c.created_at, c.kind, c.status, c.pain_before, c.pain_after, c.barrier)
+        key(
+            c.due_at or c.created_at,
+            word("kind", c.kind),
+            word("status", c.status),
+            c.pain_before,
+            c.pain_after,
+            word("barrier", c.barrier),
+        )
         for c in stored
     }
     got = {
@@ -196,40 +218,54 @@ async def test_csv_reads_back_as_the_stored_data(session):
             r["status"],
             as_int(r["pain_before"]),
             as_int(r["pain_after"]),
-            r["barrier"] or None,
+            r["barrier"],
         )
         for r in rows
-        if r["record"] == "checkin"
+        if r["record"] == word("record", "checkin")
     }
     assert got == expected and len(expected) > 10
-    [log] = [r for r in rows if r["kind"] == "log"]
+    [log] = [r for r in rows if r["kind"] == word("kind", "log")]
     assert log["local_datetime"] == "2026-11-24T00:30:00+01:00"
-    assert log["local_date"] == "2026-11-24"
-    assert (log["effort"], log["flagged"], log["next_day_response"]) == ("hard", "1", "better")
+    # Beside the ISO time, the date and clock as the patient writes them.
+    assert (log["date"], log["time"]) == {
+        "en": ("24/11/2026", "00:30"),
+        "da": ("24.11.2026", "00.30"),
+        "es": ("24/11/2026", "0:30"),
+    }[loc]
+    assert (log["effort"], log["flagged"], log["next_day_response"]) == (
+        word("effort", "hard"),
+        tx("export.answer_yes", loc),
+        word("next_day", "better"),
+    )
     assert log["completed_local_datetime"] == "2026-11-24T00:50:00+01:00"
+    assert log["completed"].startswith(log["date"])
 
     scores = await session.scalars(select(PainScore).where(PainScore.user_id == user.id))
     assert sorted((p.recorded_at, p.score) for p in scores) == sorted(
         (datetime.fromisoformat(r["local_datetime"]), int(r["pain_score"]))
         for r in rows
-        if r["record"] == "pain_score"
+        if r["record"] == word("record", "pain_score")
     )
-    profile = {r["kind"]: r for r in rows if r["record"] == "profile"}
-    assert profile["timezone"]["detail"] == CPH
-    assert profile["telegram_id"]["detail"] == str(user.telegram_id)
-    assert profile["consent_at"]["local_datetime"] == "2026-09-01T02:00:00+02:00"
-    assert "id" not in profile
-    [schedule] = [r for r in rows if r["record"] == "schedule"]
-    assert schedule["detail"] == "08:30 mon tue wed thu fri"
-    [tip] = [r for r in rows if r["record"] == "tip_shown"]
-    assert tip["detail"] == "eih_numbers"
-    [link] = [r for r in rows if r["record"] == "therapist_link"]
-    assert (link["status"], link["detail"]) == ("active", "Søren Ærø")
+    profile = {r["kind"]: r for r in rows if r["record"] == word("record", "profile")}
+    assert profile[word("field", "timezone")]["detail"].endswith(f"({CPH})")
+    assert profile[word("field", "telegram_id")]["detail"] == str(user.telegram_id)
+    assert profile[word("field", "consent_at")]["local_datetime"] == "2026-09-01T02:00:00+02:00"
+    # The bot's own bookkeeping is not the patient's data: no internal state, no row id.
+    assert not {"id", "conv_state", "conv_data"} & profile.keys()
+    assert "checkin:7" not in bundle.csv.decode("utf-8-sig")
+    assert "secret" not in bundle.csv.decode("utf-8-sig")
+    [schedule] = [r for r in rows if r["record"] == word("record", "schedule")]
+    assert schedule["detail"].startswith(format_hhmm("08:30", loc))
+    assert weekday_name(0, loc, "abbreviated") in schedule["detail"]
+    [tip] = [r for r in rows if r["record"] == word("record", "tip_shown")]
+    assert tip["detail"] == tx("tips.slow_progression", loc)  # the text, not a key
+    [link] = [r for r in rows if r["record"] == word("record", "therapist_link")]
+    assert (link["status"], link["detail"]) == (word("link", "active"), "Søren Ærø")
     # The check-ins and scores form one timeline, in time order.
     timeline = [
         datetime.fromisoformat(r["local_datetime"])
         for r in rows
-        if r["record"] in ("checkin", "pain_score")
+        if r["record"] in (word("record", "checkin"), word("record", "pain_score"))
     ]
     assert timeline == sorted(timeline)
 
@@ -391,10 +427,10 @@ async def test_export_sends_the_csv_and_the_pdf(app, fake, clock, loc):
     data, summary = user.messages[-2], user.messages[-1]
     assert data.filename == "paincoach-data-2026-11-23.csv"
     assert data.text == tx("privacy_export.csv_caption", loc)
-    _, rows = read_csv(data.document)
-    [checkin] = [r for r in rows if r["record"] == "checkin"]
+    _, rows = read_csv(data.document, loc)
+    [checkin] = [r for r in rows if r["record"] == tx("export.record.checkin", loc)]
     assert (checkin["status"], checkin["pain_before"], checkin["pain_after"]) == (
-        "completed",
+        tx("export.status.completed", loc),
         "6",
         "4",
     )
@@ -508,7 +544,7 @@ async def test_cancel_mid_setup_returns_to_the_step(app, fake, sessions):
     user = fake.user(8108, language_code="da")
     await consent(user, "da")
     before = await user_row(sessions, 8108)
-    assert before.conv_state == "setup:lang"
+    assert before.conv_state == "setup:tz"  # Danish Telegram: the language is not asked
     await user.send("/delete")
     await user.press(tx("privacy_export.delete_no", "da"))
     after = await user_row(sessions, 8108)

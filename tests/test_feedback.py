@@ -218,25 +218,31 @@ def test_digest_average_up_needs_three_scores_in_each_week():
     avg = feedback.weekly_average
     assert avg([3, 3]) is None and feedback.average_of(6, 2) is None
     assert feedback.average_of(15, 3) == avg([5, 5, 5]) == 5
-    assert feedback.average_up_flag(avg([3, 3]), avg([6, 6, 6])) is None
-    assert feedback.average_up_flag(avg([3, 3, 3]), avg([4, 5, 5])) is None
-    flag = feedback.average_up_flag(avg([3, 3, 3]), avg([5, 5, 5]))
+    assert feedback.average_up_flag([3, 3], [6, 6, 6]) is None
+    assert feedback.average_up_flag([3, 3, 3], [4, 5, 5]) is None
+    flag = feedback.average_up_flag([3, 3, 3], [5, 5, 5])
     assert flag.numbers == {"previous": 3, "current": 5}
+    assert feedback.average_up_counted(avg([3, 3, 3]), avg([5, 5, 5])) == flag
+    assert feedback.average_up_counted(None, 9.0) is None
 
 
 def test_digest_worse_mornings_high_before_adherence_and_barriers():
-    assert feedback.worse_mornings_flag(1, 0, day(1)) is None  # once, after a calm session
-    assert feedback.worse_mornings_flag(1, 1, day(1)).on == day(1)  # after a flagged one
-    two = feedback.worse_mornings_flag(2, 0, day(4))
+    assert feedback.worse_mornings_flag([(day(1), "worse", False), (day(2), "same", True)]) is None
+    assert feedback.worse_mornings_flag([(day(1), "worse", True)]).on == day(1)
+    two = feedback.worse_mornings_flag([(day(1), "worse", False), (day(4), "worse", False)])
     assert two.on == day(4) and two.numbers == {"worse": 2}
-    assert feedback.high_before_flag(1, day(1)) is None  # one day
-    assert feedback.high_before_flag(2, day(3)).on == day(3)
+    assert feedback.worse_mornings_counted(1, 0, day(1)) is None  # once, after a calm session
+    assert feedback.worse_mornings_counted(2, 0, day(4)) == two
+    assert feedback.high_before_flag([(day(1), 8), (day(1), 9)]) is None  # one day
+    assert feedback.high_before_flag([(day(1), 8), (day(3), 9), (day(4), 7)]).on == day(3)
+    assert feedback.high_before_counted(2, day(3)).numbers == {"days": 2}
     assert feedback.too_much_flag(0, None) is None
     assert feedback.too_much_flag(2, day(2)).numbers == {"sessions": 2}
     assert feedback.adherence_falling_flag(6, 6, 3, 6).kind is FlagKind.ADHERENCE_FALLING
     assert feedback.adherence_falling_flag(6, 6, 5, 6) is None
     assert feedback.adherence_falling_flag(2, 2, 0, 6) is None  # too little planned before
-    assert feedback.barriers_flag({"time": 2, "pain": 1}, day(3)) is None
-    flag = feedback.barriers_flag({"fear": 2, "pain": 1, "tired": 5}, day(5))
+    assert feedback.barriers_flag([(day(1), "time"), (day(2), "time"), (day(3), "pain")]) is None
+    flag = feedback.barriers_flag([(day(1), "fear"), (day(5), "fear"), (day(3), "pain")])
     assert flag.on == day(5) and flag.numbers == {"fear": 2}
+    assert feedback.barriers_counted({"fear": 2, "pain": 1, "tired": 5}, day(5)) == flag
     assert feedback.inactive_flag(False) is None and feedback.inactive_flag(True)

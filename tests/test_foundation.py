@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import MENU_COMMANDS
 from bot.db.models import User
+from bot.handlers.menus import MENU_COMMANDS
 from tests.conftest import tx
 
 LOCALES = ("en", "da", "es")
@@ -21,7 +21,10 @@ async def test_start_greets_in_telegram_language_and_stores_only_id_and_language
     greeting = user.last.text
     assert tx("start.greeting", loc, name="Ana") in greeting
     assert tx("start.disclaimer", loc) in greeting
-    assert user.last.buttons == [[tx("start.consent_yes", loc), tx("start.consent_no", loc)]]
+    assert user.last.buttons == [
+        [tx("start.consent_yes", loc), tx("start.consent_no", loc)],
+        [tx("start.change_language", loc)],  # the language is not asked again in setup
+    ]
     async with sessions() as s:
         row = await s.scalar(select(User).where(User.telegram_id == 2001))
     assert row.language == loc
@@ -48,11 +51,18 @@ async def test_language_switch_with_buttons(app, fake, sessions):
     await user.send("/language")
     assert user.last.buttons == [["English", "Dansk", "Español"]]
     await user.press("Dansk")
-    assert user.last.text == tx("setup.language_set", "da")
+    # Before consent: the greeting and its consent question again, now in Danish.
+    assert user.messages[-2].text == tx("setup.language_set", "da")
+    assert tx("start.greeting", "da", name="Ana") in user.last.text
+    assert user.last.buttons[0] == [tx("start.consent_yes", "da"), tx("start.consent_no", "da")]
     await user.send("/help")
     assert tx("help.intro", "da") in user.last.text
     async with sessions() as s:
         assert await s.scalar(select(User.language).where(User.telegram_id == 2004)) == "da"
+    # The command menu of this chat follows the language chosen in the bot, not the app's.
+    menu = fake.commands[("chat:2004", "")]
+    assert menu[0] == {"command": "start", "description": tx("commands.start", "da")}
+    assert fake.commands[("default", "en")][0]["description"] == tx("commands.start", "en")
 
 
 @pytest.mark.parametrize("loc", LOCALES)

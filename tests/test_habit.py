@@ -370,7 +370,9 @@ async def test_a_new_prompt_takes_the_buttons_of_the_unanswered_one(app, fake, s
 async def test_the_old_setup_language_row_no_longer_changes_the_language(
     app, fake, sessions, clock
 ):
-    user = await patient(fake, loc="en", times="08:30")
+    # Telegram in French: setup asks the language first (the question whose row this is).
+    user = fake.user(6001, "Ana", language_code="fr")
+    await setup_through(user, "en", times="08:30", days_button="setup.days_all")
     [lang_question] = [m for m in user.messages if m.text == tx("setup.ask_language", "en")]
     assert lang_question.buttons == []
     await user.press(callback_data="lang:da", message_id=lang_question.message_id)

@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db.models import Schedule, TipShown, User
-from bot.handlers.setup import zone_label
+from bot.handlers.setup import zone_label, zone_line
 from bot.handlers.ui import format_when
+from bot.l10n import format_hhmm
 from bot.services.schedule_rules import ALL_DAYS, WEEKDAYS
 from bot.services.timezones import SUGGESTED
 from tests.conftest import T0, consent, setup_through, start_app, tx
@@ -42,13 +43,18 @@ async def db_schedules(sessions, telegram_id: int) -> list[Schedule]:
 @pytest.mark.parametrize("loc", LOCALES)
 async def test_whole_setup_in_each_language(app, fake, sessions, loc):
     user = fake.user(3001, "Maria", language_code=loc)
-    await consent(user, loc)
+    await user.send("/start")
+    # Telegram's language is one we speak: the first message offers to change it, and setup
+    # does not ask it again.
+    assert user.last.buttons[-1] == [tx("start.change_language", loc)]
+    await user.press(tx("start.consent_yes", loc))
     assert user.messages[-2].text == tx("start.consent_thanks", loc)
-    assert user.last.text == tx("setup.ask_language", loc)
-    await user.press(tx(f"common.language_name.{loc}", loc))
     assert user.last.text == tx("setup.ask_timezone", loc)
     assert len(user.last.buttons[0]) == 2  # zones two to a row
-    await user.press(zone_label(SUGGESTED[loc][0], T0))
+    await user.press(zone_label(SUGGESTED[loc][0], T0, loc))
+    assert user.messages[-2].text == tx(
+        "setup.timezone_set", loc, **zone_line(SUGGESTED[loc][0], T0, loc)
+    )
     assert user.last.text == tx("setup.ask_times", loc)
     await user.send("8.30")
     assert user.last.text == tx("setup.ask_days", loc)
@@ -57,7 +63,7 @@ async def test_whole_setup_in_each_language(app, fake, sessions, loc):
     summary, tip = user.messages[-2].text, user.last.text
     assert summary.startswith(tx("setup.done", loc))
     when = format_when(EXPECTED_0830_UTC[loc], SUGGESTED[loc][0], loc)
-    assert when in summary and "08:30" in summary
+    assert when in summary and format_hhmm("08:30", loc) in summary  # 08:30 / 08.30 / 8:30
     assert tip  # the first educational tip follows the summary
     row = await db_user(sessions, 3001)
     assert row.consent_at == T0 and row.consent_version
@@ -80,20 +86,31 @@ async def test_declining_consent_stores_nothing_and_start_asks_again(app, fake, 
     assert row.consent_at is None and row.timezone is None and row.conv_state is None
     assert await db_schedules(sessions, 3002) == []
     await user.send("/start")
-    assert user.last.buttons == [[tx("start.consent_yes", "da"), tx("start.consent_no", "da")]]
+    assert user.last.buttons == [
+        [tx("start.consent_yes", "da"), tx("start.consent_no", "da")],
+        [tx("start.change_language", "da")],
+    ]
 
 
 async def test_typed_answers_and_every_validation_failure(app, fake, sessions):
-    user = fake.user(3003, language_code="en")
+    user = fake.user(3003, language_code="de")  # a Telegram language we do not speak
     await consent(user, "en")
+    assert user.last.text == tx("setup.ask_language", "en")
     await user.send("klingon")
     assert user.last.text.startswith(tx("setup.error_language", "en"))
     await user.send("español")  # typed language works too; the rest is in Spanish
     assert user.last.text == tx("setup.ask_timezone", "es")
-    await user.send("Atlantis")
+    await user.send("Mordor")
     assert user.last.text.startswith(tx("setup.error_timezone", "es"))
     await user.send("kolkata")
-    assert user.messages[-2].text == tx("setup.timezone_set", "es", zone="Asia/Kolkata")
+    assert user.last.text == tx(
+        "setup.timezone_confirm", "es", **zone_line("Asia/Kolkata", T0, "es")
+    )
+    assert "Calcuta (India)" in user.last.text and "12:30" in user.last.text
+    await user.press(tx("setup.zone_yes", "es"))
+    assert user.messages[-2].text == tx(
+        "setup.timezone_set", "es", **zone_line("Asia/Kolkata", T0, "es")
+    )
     for bad, key in (
         ("25:00", "setup.error_time"),
         ("soon", "setup.error_time"),
@@ -118,8 +135,7 @@ async def test_typed_answers_and_every_validation_failure(app, fake, sessions):
 async def test_custom_days_toggle_and_at_least_one_day(app, fake, sessions):
     user = fake.user(3004, language_code="en")
     await consent(user, "en")
-    await user.press("English")
-    await user.press(zone_label("America/New_York", T0))
+    await user.press(zone_label("America/New_York", T0, "en"))
     await user.press("08:00")
     await user.press(tx("setup.days_custom", "en"))
     await user.press(tx("setup.days_done", "en"))
@@ -138,18 +154,20 @@ async def test_custom_days_toggle_and_at_least_one_day(app, fake, sessions):
 async def test_location_becomes_a_time_zone(app, fake, sessions):
     user = fake.user(3005, language_code="da")
     await consent(user, "da")
-    await user.press("Dansk")
     await user.send_location(-36.85, 174.76)  # Auckland
-    assert user.messages[-2].text == tx("setup.timezone_set", "da", zone="Pacific/Auckland")
+    line = zone_line("Pacific/Auckland", T0, "da")
+    assert user.last.text == tx("setup.timezone_confirm", "da", **line)
+    assert (await db_user(sessions, 3005)).timezone is None  # not before the patient agrees
+    await user.press(tx("setup.zone_yes", "da"))
+    assert user.messages[-2].text == tx("setup.timezone_set", "da", **line)
     assert (await db_user(sessions, 3005)).timezone == "Pacific/Auckland"
 
 
 async def test_stale_and_forged_buttons_change_nothing(app, fake, sessions):
     user = fake.user(3006, language_code="en")
     await consent(user, "en")
-    await user.press("English")
     tz_question = user.last
-    await user.press(zone_label("Europe/London", T0))
+    await user.press(zone_label("Europe/London", T0, "en"))
     assert tz_question.buttons == []  # answered: its buttons are gone
     await user.press(callback_data="tz:Pacific/Auckland", message_id=tz_question.message_id)
     assert user.answers[-1] == tx("setup.stale_button", "en")
@@ -166,7 +184,6 @@ async def test_stale_and_forged_buttons_change_nothing(app, fake, sessions):
 async def test_other_content_mid_setup_keeps_the_step(app, fake, sessions, kind):
     user = fake.user(3007, language_code="es")
     await consent(user, "es")
-    await user.press("Español")
     if kind == "sticker":
         await user.send_sticker()
     elif kind == "photo":
@@ -177,14 +194,16 @@ async def test_other_content_mid_setup_keeps_the_step(app, fake, sessions, kind)
     expected = tx("general.edited", "es") if kind == "edit" else tx("general.only_text", "es")
     assert expected in user.last.text
     row = await db_user(sessions, 3007)
-    assert row.timezone == ("Europe/Madrid" if kind == "edit" else None)
+    assert row.timezone is None  # a typed place is confirmed first, and an edit changes nothing
+    if kind == "edit":
+        confirm = tx("setup.timezone_confirm", "es", **zone_line("Europe/Madrid", T0, "es"))
+        assert user.messages[-2].text == confirm
 
 
 async def test_abandon_and_resume_days_later_or_start_over(app, fake, sessions, clock):
     user = fake.user(3008, language_code="da")
     await consent(user, "da")
-    await user.press("Dansk")
-    await user.press(zone_label("Europe/Copenhagen", T0))
+    await user.press(zone_label("Europe/Copenhagen", T0, "da"))
     clock.advance(timedelta(days=4))
     await user.send("/start")
     assert user.messages[-2].text == tx("start.resume_setup", "da", name="Ana")
@@ -192,7 +211,7 @@ async def test_abandon_and_resume_days_later_or_start_over(app, fake, sessions, 
     await user.press(tx("start.restart_setup", "da"), message_id=user.messages[-2].message_id)
     assert user.last.text == tx("setup.ask_language", "da")
     await user.press("Dansk")
-    await user.press(zone_label("Europe/Copenhagen", T0))
+    await user.press(zone_label("Europe/Copenhagen", T0, "da"))
     await user.send("07:15")
     await user.press(tx("setup.days_all", "da"))
     [schedule] = await db_schedules(sessions, 3008)
@@ -202,8 +221,8 @@ async def test_abandon_and_resume_days_later_or_start_over(app, fake, sessions, 
 async def test_restart_of_the_bot_in_the_middle_of_setup(app, fake, engine, sessions, clock):
     user = fake.user(3009, language_code="en")
     await consent(user, "en")
-    await user.press("English")
     await user.send("Copenhagen")
+    await user.press(tx("setup.zone_yes", "en"))
     await app.shutdown()  # the process goes away; state is only in the database
     second = await start_app(fake, engine, clock)
     try:
@@ -232,6 +251,7 @@ async def test_settings_change_shows_next_reminder(app, fake, sessions):
     await user.send("/settings")
     await user.press(tx("settings.timezone", "en"))
     await user.send("New York")
+    await user.press(tx("setup.zone_yes", "en"))
     assert user.last.text.startswith(tx("setup.saved", "en"))
     [schedule] = await db_schedules(sessions, 3010)
     assert schedule.next_due_at == datetime(2026, 11, 23, 23, 0, tzinfo=UTC)  # 18:00 EST

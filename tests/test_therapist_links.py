@@ -119,8 +119,7 @@ async def test_link_before_consent_asks_consent_then_sharing_then_setup(app, fak
     await cleo.press(tx("therapist.link_yes", "es"))
     # Right after the answer, setup goes on where it was: the first question.
     assert cleo.messages[-2].text == tx("therapist.link_confirmed", "es", therapist="Anna")
-    assert cleo.last.text == tx("setup.ask_language", "es")
-    await cleo.press(tx("common.language_name.es", "es"))
+    # Telegram in Spanish: setup goes on at the time zone, without asking the language.
     assert cleo.last.text == tx("setup.ask_timezone", "es")
     [link] = await links(sessions)
     assert link.consented_at is not None

@@ -17,7 +17,7 @@ PLAIN = {"link_yes", "link_no", "link_stale", "link_linked", "revoke_stale", "st
 # The chart's labels are drawn by matplotlib, not parsed by Telegram.
 CHART = {"chart_title", "chart_done", "chart_planned", "chart_more"}
 # Formats that may rightly read the same in two languages.
-SAME_OK = {"barrier_count", "period", "date", "date_year", "patients_item", "patient_unnamed"}
+SAME_OK = {"barrier_count", "period", "patients_item", "patient_unnamed"}
 
 
 def flat(tree: dict, prefix: str = "") -> dict[str, str]:

@@ -14,6 +14,7 @@ import asyncio
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 
+from bot import l10n
 from bot.context import Ctx
 from bot.db.models import CheckIn, User
 from bot.db.session import transaction
@@ -317,7 +318,7 @@ async def compose_next(action, checkin: CheckIn, user: User, context: Ctx, sessi
         return ask_score_text(loc, "checkin.ask_before"), keyboard(score_keypad(f"{c}:b"))
     if action == "snz":
         local = checkin.snooze_until.astimezone(patients.zone_of(user))
-        return t("checkin.snoozed", loc, time=local.strftime("%H:%M")), None
+        return t("checkin.snoozed", loc, time=l10n.format_clock(local, loc)), None
     if action in ("skip", "cant"):
         return barrier_question(checkin, loc)
     if action == "b":

@@ -13,7 +13,7 @@ from typing import Any
 
 from telegram import Bot
 
-from bot import digest_chart
+from bot import digest_chart, l10n
 from bot.i18n import t
 from bot.services import feedback
 from bot.services.digest import Digest, Flag, PatientWeek
@@ -30,21 +30,19 @@ def utf16_len(text: str) -> int:
 
 
 def number(value: float, loc: str) -> str:
-    """One decimal, with the decimal comma Danish and Spanish readers expect."""
-    text = f"{value:.1f}"
-    return text.replace(".", ",") if loc in ("da", "es") else text
+    """One decimal, written the reader's way (CLDR, through bot.l10n: '3.5' / '3,5')."""
+    return l10n.format_number(value, loc, 1)
 
 
 def signed(value: float, loc: str) -> str:
     if round(value, 1) == 0:
         return "±" + number(0, loc)
-    return ("+" if value > 0 else "−") + number(abs(value), loc)
+    return l10n.format_number(value, loc, 1, signed=True)
 
 
 def day_month(day: date, loc: str, *, year: bool = False) -> str:
-    month = t(f"common.month.{day.month}", loc)
-    key = "therapist.date_year" if year else "therapist.date"
-    return t(key, loc, day=day.day, month=month, year=day.year)
+    """'16 November' / '16. november' / '16 de noviembre' (and the year when asked)."""
+    return l10n.format_date(day, loc, year=year)
 
 
 def period_text(digest: Digest, tz: str, loc: str) -> str:

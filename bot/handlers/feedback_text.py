@@ -7,6 +7,7 @@ functions, so what they check is exactly what a patient reads.
 
 from __future__ import annotations
 
+from bot import l10n
 from bot.i18n import t
 from bot.services import feedback, safety
 from bot.services.feedback import Assessment, MorningMessage, NextMorningVerdict, Situation
@@ -36,7 +37,7 @@ def level(value: float, loc: str) -> str:
     """A usual level as people say it: "6" or "6.5" ("6,5" in Danish and Spanish)."""
     if value == int(value):
         return str(int(value))
-    return f"{value:.1f}".replace(".", t("progress.decimal_separator", loc))
+    return l10n.format_number(value, loc, 1)
 
 
 def situation_text(a: Assessment, loc: str) -> str:

@@ -117,9 +117,23 @@ async def on_unknown_command(update: Update, context: Ctx) -> None:
     await update.effective_message.reply_text(t("general.unknown_command", loc))
 
 
+async def chosen_locale(update: Update, context: Ctx) -> str:
+    """The language the patient chose in the bot (one indexed lookup), else Telegram's.
+    Never raises: the error handler uses it when the database may be what failed."""
+    tg = update.effective_user
+    if tg is not None:
+        try:
+            async with context.sessions() as session:
+                if (code := await patients.language_of(session, tg.id)) is not None:
+                    return code
+        except Exception:  # noqa: BLE001 - fall back to Telegram's language
+            log.debug("no stored language for the reply", exc_info=True)
+    return telegram_locale(update)
+
+
 async def on_unknown_button(update: Update, context: Ctx) -> None:
     """Callback data no handler knows (forged, or from an old version): answer, change nothing."""
-    loc = telegram_locale(update)
+    loc = await chosen_locale(update, context)
     await update.callback_query.answer(t("general.unknown_button", loc))
 
 
@@ -150,8 +164,7 @@ async def on_error(update: object, context: Ctx) -> None:
             except Exception:  # noqa: BLE001
                 pass
         try:
-            await context.bot.send_message(
-                update.effective_chat.id, t("general.error", telegram_locale(update))
-            )
+            loc = await chosen_locale(update, context)
+            await context.bot.send_message(update.effective_chat.id, t("general.error", loc))
         except Exception:  # noqa: BLE001 - the error handler must never raise
             log.warning("could not tell the user about the error", exc_info=True)

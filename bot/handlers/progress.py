@@ -13,6 +13,7 @@ from datetime import date, datetime, time
 
 from telegram import Update
 
+from bot import l10n
 from bot.charts import render_progress_chart, short_date
 from bot.context import Ctx
 from bot.db.session import transaction
@@ -26,11 +27,8 @@ from bot.services.progress import Progress, compute_progress
 
 
 def number(value: float, loc: str, *, signed: bool = False) -> str:
-    """One decimal with the language's separator; a real minus sign for a fall."""
-    text = f"{abs(value):.1f}".replace(".", t("progress.decimal_separator", loc))
-    if not signed or round(value, 1) == 0:
-        return text
-    return ("−" if value < 0 else "+") + text
+    """One decimal in the language's way (CLDR); a real minus sign for a fall."""
+    return l10n.format_number(value if signed else abs(value), loc, 1, signed=signed)
 
 
 def days(count: int, loc: str) -> str:
@@ -38,8 +36,8 @@ def days(count: int, loc: str) -> str:
 
 
 def long_date(day: date, loc: str) -> str:
-    month = t(f"progress.month_short.{day.month}", loc)
-    return t("progress.long_date", loc, day=day.day, month=month, year=day.year)
+    """'23 Nov 2026' / '23. nov. 2026' / '23 nov 2026'."""
+    return l10n.short_date(day, loc, year=True)
 
 
 def summary_lines(progress: Progress, loc: str) -> list[str]:
@@ -91,7 +89,7 @@ def summary_lines(progress: Progress, loc: str) -> list[str]:
                 sessions=t("progress.sessions", loc, count=effect.sessions),
                 change=number(effect.mean_change, loc, signed=True),
                 fell=effect.fell,
-                percent=t("progress.percent", loc, value=round(100 * effect.share_fell)),
+                percent=l10n.format_share(effect.share_fell, loc),
             )
         )
     else:

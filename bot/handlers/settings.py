@@ -159,7 +159,9 @@ async def pause_command(update: Update, context: Ctx) -> None:
             await ask_pause(update.effective_message, user.language)
             return
         try:
-            until = parse_date(" ".join(context.args), patients.local_today(user, now))
+            until = parse_date(
+                " ".join(context.args), patients.local_today(user, now), user.language
+            )
         except ValueError as exc:
             await update.effective_message.reply_text(t(f"pause.error_{exc}", user.language))
             return

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Message, Update
 from telegram.error import BadRequest
 
+from bot import l10n
 from bot.context import Ctx
 from bot.db.models import User
 from bot.db.session import transaction
+from bot.handlers.menus import refresh_chat_menu
 from bot.handlers.ui import (
     Button,
     chunk,
@@ -27,35 +29,68 @@ from bot.services import education, onboarding, patients
 from bot.services.onboarding import Position, Step
 from bot.services.parsing import parse_days, parse_language
 from bot.services.schedule_rules import ALL_DAYS, WEEKDAYS, mask_days, parse_times
-from bot.services.timezones import SUGGESTED, is_valid_zone, match_zone, zone_at
+from bot.services.timezones import SUGGESTED, Candidate, find_zones, is_valid_zone, zone_at
 
 TIME_CHOICES = ("07:00", "08:00", "09:00", "12:00", "17:00", "19:00", "20:00", "21:00")
 
 
-def zone_label(zone: str, now: datetime) -> str:
-    """'Copenhagen (UTC+01:00)': the city and today's offset, so the choice is concrete."""
-    offset = now.astimezone(ZoneInfo(zone)).strftime("%z")
-    city = zone.rsplit("/", 1)[-1].replace("_", " ")
-    return f"{city} (UTC{offset[:3]}:{offset[3:]})"
+def zone_label(zone: str, now: datetime, loc: str = "en") -> str:
+    """'København · 14.05': the city in the patient's language and its clock now, so the
+    choice is concrete (a wrong zone shows a wrong time)."""
+    return t(
+        "setup.zone_button",
+        loc,
+        place=l10n.zone_city(zone, loc),
+        time=l10n.local_clock(zone, now, loc),
+    )
+
+
+def candidate_label(c: Candidate, now: datetime, loc: str) -> str:
+    """A choice between places: 'Córdoba (España) · 14:05', 'UTC, no daylight saving · 13:05'."""
+    if l10n.fixed_offset_name(c.zone, loc) is not None or not c.place:
+        place = l10n.zone_name(c.zone, loc)
+    elif c.country:
+        place = f"{c.place} ({l10n.country_name(c.country, loc)})"
+    else:
+        place = c.place
+    return t("setup.zone_button", loc, place=place, time=l10n.local_clock(c.zone, now, loc))
+
+
+def zone_line(zone: str, now: datetime, loc: str) -> dict[str, str]:
+    """The values of the zone confirmations: 'London (United Kingdom)' and '14:05'."""
+    return {
+        "zone": html.escape(l10n.zone_name(zone, loc)),
+        "time": l10n.local_clock(zone, now, loc),
+    }
+
+
+async def confirm_zone(message: Message, zone: str, now: datetime, loc: str) -> None:
+    """'Time zone: London (United Kingdom), now 14:05. Is that right?' [Yes] [Change]."""
+    rows = [[(t("setup.zone_yes", loc), f"tz:{zone}"), (t("setup.zone_change", loc), "tz:?")]]
+    await message.reply_text(
+        t("setup.timezone_confirm", loc, **zone_line(zone, now, loc)), reply_markup=keyboard(rows)
+    )
+
+
+async def offer_zones(message: Message, found: list[Candidate], now: datetime, loc: str) -> None:
+    """More than one place fits: ask which, each with its clock now."""
+    rows = [[(candidate_label(c, now, loc), f"tz:{c.zone}")] for c in found]
+    rows.append([(t("setup.zone_none_of_these", loc), "tz:?")])
+    await message.reply_text(t("setup.timezone_choose", loc), reply_markup=keyboard(rows))
 
 
 def step_prompt(user: User, pos: Position, now: datetime) -> tuple[str, list[list[Button]]]:
     """The question of a step and its buttons, in the patient's language."""
     loc = user.language
     if pos.step == Step.LANGUAGE:
-        rows = [
-            [
-                (t(f"common.language_name.{code}", code), f"lang:{code}")
-                for code in SUPPORTED_LOCALES
-            ]
-        ]
-        return t("setup.ask_language", loc), rows
+        return t("setup.ask_language", loc), language_rows()
     if pos.step == Step.TIMEZONE:
         zones = SUGGESTED.get(loc, SUGGESTED["en"])
-        buttons = [(zone_label(z, now), f"tz:{z}") for z in zones]
+        buttons = [(zone_label(z, now, loc), f"tz:{z}") for z in zones]
         return t("setup.ask_timezone", loc), chunk(buttons, 2)
     if pos.step == Step.TIMES:
-        return t("setup.ask_times", loc), chunk([(x, f"time:{x}") for x in TIME_CHOICES], 4)
+        times = [(l10n.format_hhmm(x, loc), f"time:{x}") for x in TIME_CHOICES]
+        return t("setup.ask_times", loc), chunk(times, 4)
     if pos.step == Step.DAYS:
         rows = [
             [(t("setup.days_all", loc), "days:all"), (t("setup.days_weekdays", loc), "days:wk")],
@@ -64,7 +99,7 @@ def step_prompt(user: User, pos: Position, now: datetime) -> tuple[str, list[lis
         return t("setup.ask_days", loc), rows
     mask = onboarding.custom_days(user)
     days = [
-        (("✅ " if mask & (1 << d) else "") + weekday_name(d, loc)[:3], f"day:{d}")
+        (("✅ " if mask & (1 << d) else "") + l10n.weekday_name(d, loc, "abbreviated"), f"day:{d}")
         for d in range(7)
     ]
     rows = [*chunk(days, 4), [(t("setup.days_done", loc), "day:done")]]
@@ -89,30 +124,39 @@ async def summary(session: AsyncSession, user: User, now: datetime) -> str:
     """What is set and when the next reminder comes, e.g. after setup or any change."""
     loc = user.language
     schedules = await patients.schedules_of(session, user)
-    times = ", ".join(s.local_time for s in schedules) or "-"
+    times = ", ".join(l10n.format_hhmm(s.local_time, loc) for s in schedules) or "-"
     days = describe_days(schedules[0].days, loc) if schedules else "-"
     nxt = await patients.next_reminder(session, user, now)
     return t(
         "setup.summary",
         loc,
         language=t(f"common.language_name.{loc}", loc),
-        zone=html.escape(user.timezone or "-"),
+        zone=html.escape(l10n.zone_name(user.timezone, loc) if user.timezone else "-"),
         times=times,
         days=days,
-        status=pause_status(user, now),
+        status=summary_status(user, now),
         next=next_reminder_line(nxt, user.timezone, loc),
     )
 
 
 def pause_status(user: User, now: datetime) -> str:
+    """'active' / 'paused until 24 December', to complete 'Reminders are ...'."""
     loc = user.language
     if not patients.is_paused(user, now):
         return t("setup.status_active", loc)
     if user.paused_until is None:
         return t("setup.status_paused", loc)
-    until = user.paused_until
-    date = t("common.date", loc, date=until.day, month=t(f"common.month.{until.month}", loc))
-    return t("setup.status_paused_until", loc, date=date)
+    return t("setup.status_paused_until", loc, date=l10n.format_date(user.paused_until, loc))
+
+
+def summary_status(user: User, now: datetime) -> str:
+    """The summary's own sentence: 'Reminders are on.' / 'Påmindelserne er slået til.'"""
+    loc = user.language
+    if not patients.is_paused(user, now):
+        return t("setup.summary_active", loc)
+    if user.paused_until is None:
+        return t("setup.summary_paused", loc)
+    return t("setup.summary_paused_until", loc, date=l10n.format_date(user.paused_until, loc))
 
 
 async def after_advance(
@@ -151,22 +195,51 @@ async def on_button(update: Update, context: Ctx) -> None:
         }[kind]
         # /language's buttons (scope "any") work any time; a step's buttons only at that step
         # (an old setup language row must not change the language later).
-        anytime = kind == "lang" and (scope == "any" or user is None or not user.consented)
+        anytime = kind == "lang" and (
+            scope == "any" or value == "?" or user is None or not user.consented
+        )
         if user is None or (not anytime and (pos is None or pos.step != expected)):
             await query.answer(t("setup.stale_button", user_locale(user, update)))
             if user and pos:
                 await ask(query.message, user, pos, now)
             return
+        if kind == "lang" and value == "?":  # [Change language]: the choice, any time
+            await query.answer()
+            await query.message.reply_text(
+                t("setup.ask_language", user.language),
+                reply_markup=keyboard(language_rows("any")),
+            )
+            return
         if kind == "lang" and user.consent_at is None and value in SUPPORTED_LOCALES:
             user.language = value  # before consent: only the language changes
             await query.answer()
             await query.message.reply_text(t("setup.language_set", value))
-            return
-        adv = await apply_button(session, user, kind, value, now, query.message)
-        await query.answer()
-        if adv is not None:
-            await drop_buttons(query.message)  # answered: its buttons go
-            await after_advance(query.message, session, user, adv, context)
+            from bot.handlers.start import greet  # start imports this module
+
+            await greet(query.message, value, update.effective_user.first_name)
+            language_changed = True
+        else:
+            old_language = user.language
+            adv = await apply_button(session, user, kind, value, now, query.message)
+            await query.answer()
+            if adv is not None:
+                await drop_buttons(query.message)  # answered: its buttons go
+                await after_advance(query.message, session, user, adv, context)
+            language_changed = user.language != old_language or kind == "lang"
+    if language_changed:  # after the commit: the menu follows the language chosen here
+        await refresh_chat_menu(context.bot, user)
+
+
+def language_rows(scope: str = "") -> list[list[Button]]:
+    """The languages; ``scope`` "any" for buttons that work at any time ([Change language]),
+    none for the setup step's (stale once that step is answered)."""
+    tail = f":{scope}" if scope else ""
+    return [
+        [
+            (t(f"common.language_name.{code}", code), f"lang:{code}{tail}")
+            for code in SUPPORTED_LOCALES
+        ]
+    ]
 
 
 async def apply_button(
@@ -182,8 +255,15 @@ async def apply_button(
                 await ask(message, user, pos, now)
             return None
         return adv
+    if kind == "tz" and value == "?":  # [Change] / [None of these]: ask the question again
+        await ask(message, user, onboarding.position(user), now)
+        return None
     if kind == "tz" and is_valid_zone(value):
-        return await onboarding.choose_timezone(session, user, value, now)
+        adv = await onboarding.choose_timezone(session, user, value, now)
+        await message.reply_text(
+            t("setup.timezone_set", user.language, **zone_line(value, now, user.language))
+        )
+        return adv
     if kind == "time":
         return await onboarding.choose_times(session, user, parse_times(value), now)
     if kind == "days" and value in ("all", "wk"):
@@ -223,14 +303,19 @@ async def on_text(update: Update, context: Ctx, session: AsyncSession, user: Use
         code = parse_language(text)
         if code:
             adv = await onboarding.choose_language(session, user, code, now)
+            await refresh_chat_menu(context.bot, user)
         else:
             error_key = "setup.error_language"
     elif pos.step == Step.TIMEZONE:
-        zone = match_zone(text)
-        if zone:
-            adv = await onboarding.choose_timezone(session, user, zone, now)
-        else:
-            error_key = "setup.error_timezone"
+        # The place index is built on the first typed place (under a second): off the loop.
+        found = await asyncio.to_thread(find_zones, text, loc, now)
+        if len(found) == 1:
+            await confirm_zone(update.effective_message, found[0].zone, now, loc)
+            return
+        if found:
+            await offer_zones(update.effective_message, found, now, loc)
+            return
+        error_key = "setup.error_timezone"
     elif pos.step == Step.TIMES:
         try:
             adv = await onboarding.choose_times(session, user, parse_times(text), now)
@@ -246,10 +331,6 @@ async def on_text(update: Update, context: Ctx, session: AsyncSession, user: Use
     if error_key:
         await ask(update.effective_message, user, pos, now, note=t(error_key, loc))
         return
-    if pos.step == Step.TIMEZONE:
-        await update.effective_message.reply_text(
-            t("setup.timezone_set", user.language, zone=html.escape(user.timezone or ""))
-        )
     await after_advance(update.effective_message, session, user, adv, context)
 
 
@@ -264,8 +345,4 @@ async def on_location(update: Update, context: Ctx, session: AsyncSession, user:
             update.effective_message, user, pos, now, note=t("setup.error_location", user.language)
         )
         return
-    adv = await onboarding.choose_timezone(session, user, zone, now)
-    await update.effective_message.reply_text(
-        t("setup.timezone_set", user.language, zone=html.escape(zone))
-    )
-    await after_advance(update.effective_message, session, user, adv, context)
+    await confirm_zone(update.effective_message, zone, now, user.language)

@@ -11,7 +11,7 @@ from bot.context import Ctx
 from bot.db.session import transaction
 from bot.handlers import habit as habit_view
 from bot.handlers import setup, therapist
-from bot.handlers.ui import keyboard, user_locale
+from bot.handlers.ui import keyboard, language_known, user_locale
 from bot.i18n import t
 from bot.services import habit, onboarding, patients
 
@@ -28,25 +28,12 @@ async def start(update: Update, context: Ctx) -> None:
         loc = user.language
         name = html.escape(tg.first_name or "")
         if not user.consented:
-            text = "\n\n".join(
-                (
-                    t("start.greeting", loc, name=name),
-                    t("start.disclaimer", loc),
-                    t("start.consent_ask", loc),
-                )
-            )
-            buttons = [
-                [
-                    (t("start.consent_yes", loc), "consent:yes"),
-                    (t("start.consent_no", loc), "consent:no"),
-                ]
-            ]
-            await update.effective_message.reply_text(text, reply_markup=keyboard(buttons))
+            await greet(update.effective_message, loc, tg.first_name)
             return
         pos = onboarding.position(user)
         if user.setup_done_at is None:
             if pos is None or pos.mode != "setup":
-                pos = onboarding.begin_setup(user)
+                pos = onboarding.begin_setup(user, language_known=language_known(user, update))
                 await setup.ask(update.effective_message, user, pos, now)
                 return
             await update.effective_message.reply_text(
@@ -67,6 +54,23 @@ async def start(update: Update, context: Ctx) -> None:
         await update.effective_message.reply_text(
             f"{t('start.welcome_back', loc, name=name)}\n\n{body}"
         )
+
+
+async def greet(message, loc: str, first_name: str | None) -> None:
+    """The first message: greeting, disclaimer, the consent question, and [Change language]
+    (the language is taken from Telegram, so it is not asked again during setup)."""
+    text = "\n\n".join(
+        (
+            t("start.greeting", loc, name=html.escape(first_name or "")),
+            t("start.disclaimer", loc),
+            t("start.consent_ask", loc),
+        )
+    )
+    buttons = [
+        [(t("start.consent_yes", loc), "consent:yes"), (t("start.consent_no", loc), "consent:no")],
+        [(t("start.change_language", loc), "lang:?")],
+    ]
+    await message.reply_text(text, reply_markup=keyboard(buttons))
 
 
 async def on_consent(update: Update, context: Ctx) -> None:
@@ -95,7 +99,7 @@ async def on_consent(update: Update, context: Ctx) -> None:
             await query.message.reply_text(t("start.consent_declined", loc))
             return
         patients.give_consent(user, now)
-        pos = onboarding.begin_setup(user)
+        pos = onboarding.begin_setup(user, language_known=language_known(user, update))
         await query.message.reply_text(t("start.consent_thanks", loc))
         await setup.ask(query.message, user, pos, now)
 

@@ -24,7 +24,7 @@ from bot.db.models import Therapist, User
 from bot.db.session import transaction
 from bot.handlers import digest_view, general, setup
 from bot.handlers.checkin import drop_buttons
-from bot.handlers.ui import keyboard, require_consent, user_locale
+from bot.handlers.ui import keyboard, language_known, require_consent, user_locale
 from bot.i18n import t
 from bot.services import digest, onboarding, patients, therapists
 from bot.services.schedule_rules import zone
@@ -153,7 +153,7 @@ async def consent_then_link(update: Update, context: Ctx, *, agreed: bool) -> No
             await query.message.reply_text(t("start.consent_declined", loc))
             return
         patients.give_consent(user, now)
-        pos = onboarding.begin_setup(user)
+        pos = onboarding.begin_setup(user, language_known=language_known(user, update))
         await query.message.reply_text(t("start.consent_thanks", loc))
         check = await therapists.open_invite(session, code_hash, user, now)
         if check.status is InviteStatus.OK:

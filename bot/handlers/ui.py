@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 
+from bot import l10n
 from bot.db.models import User
-from bot.i18n import normalize_locale, t
+from bot.i18n import normalize_locale, t, telegram_language_supported
 from bot.services import habit, patients
 
 Button = tuple[str, str]  # (label, callback data)
@@ -37,20 +37,13 @@ def chunk(buttons: Sequence[Button], per_row: int) -> list[list[Button]]:
 
 
 def weekday_name(weekday: int, locale: str) -> str:
-    return t(f"common.weekday.{weekday}", locale)
+    """0 = Monday, in the patient's language (CLDR, through bot.l10n)."""
+    return l10n.weekday_name(weekday, locale)
 
 
 def format_when(instant: datetime, tz: str, locale: str) -> str:
-    """'Tuesday 24 November, 08:30' in the patient's zone and language."""
-    local = instant.astimezone(ZoneInfo(tz))
-    return t(
-        "common.when",
-        locale,
-        day=weekday_name(local.weekday(), locale),
-        date=local.day,
-        month=t(f"common.month.{local.month}", locale),
-        time=local.strftime("%H:%M"),
-    )
+    """'Tuesday, 24 November, 08:30' in the patient's zone and language (bot.l10n)."""
+    return l10n.format_when(instant, tz, locale)
 
 
 def next_reminder_line(instant: datetime | None, tz: str | None, locale: str) -> str:
@@ -62,6 +55,13 @@ def next_reminder_line(instant: datetime | None, tz: str | None, locale: str) ->
 def telegram_locale(update: Update) -> str:
     user = update.effective_user
     return normalize_locale(user.language_code if user else None)
+
+
+def language_known(user: User, update: Update) -> bool:
+    """Whether setup can skip the language question: Telegram's language is one we speak,
+    or the patient picked another one before consenting."""
+    code = update.effective_user.language_code if update.effective_user else None
+    return telegram_language_supported(code) or user.language != normalize_locale(code)
 
 
 def user_locale(user: User | None, update: Update) -> str:

@@ -19,6 +19,7 @@ week's digest is still the newest one.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -39,8 +40,9 @@ from bot.services.therapists import ACTIVE_LINK
 log = logging.getLogger(__name__)
 
 # Flags (PRODUCT.md "Weekly digest"): the rules and their thresholds are the clinical rules
-# module's (bot/services/feedback.py: high_pain_flag, average_up_flag, too_much_flag,
-# worse_mornings_flag, high_before_flag, adherence_falling_flag, barriers_flag, inactive_flag);
+# module's (bot/services/feedback.py: high_pain_flag, average_up_counted, too_much_flag,
+# worse_mornings_counted, high_before_counted, adherence_falling_flag, barriers_counted,
+# inactive_flag);
 # this module only gathers the numbers they need, set-based.
 INACTIVE_DAYS = feedback.INACTIVE_DAYS
 INACTIVE_LOOKBACK = timedelta(days=28)
@@ -210,22 +212,23 @@ class PatientWeek:
     def session_change(self) -> float | None:
         return self.change_sum / self.change_n if self.change_n else None
 
-    @property
+    @functools.cached_property
     def flag_details(self) -> list[feedback.Flag]:
-        """The week's flags as structured data (kind, date, numbers), by the clinical rules."""
+        """The week's flags as structured data (kind, date, numbers), by the clinical rules.
+        Computed once, when the statistics are complete (sorting and rendering ask often)."""
         scores = [(_day(at), score) for score, at in self.rest_last.items()]
         found = (
             feedback.high_pain_flag(scores, self.usual),
-            feedback.average_up_flag(self.prev_pain_avg, self.pain_avg),
+            feedback.average_up_counted(self.prev_pain_avg, self.pain_avg),
             feedback.too_much_flag(self.rises, _day(self.rise_last)),
-            feedback.worse_mornings_flag(
+            feedback.worse_mornings_counted(
                 self.next_day.get("worse", 0), self.worse_after_flagged, _day(self.worse_last)
             ),
-            feedback.high_before_flag(self.high_before_days, _day(self.high_before_last)),
+            feedback.high_before_counted(self.high_before_days, _day(self.high_before_last)),
             feedback.adherence_falling_flag(
                 self.earlier_done, self.earlier_planned, self.recent_done, self.recent_planned
             ),
-            feedback.barriers_flag(self.barriers, _day(self.worrying_barrier_last)),
+            feedback.barriers_counted(self.barriers, _day(self.worrying_barrier_last)),
             feedback.inactive_flag(self.inactive),
         )
         return [flag for flag in found if flag is not None]

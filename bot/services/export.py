@@ -24,17 +24,22 @@ from fpdf.enums import XPos, YPos
 from sqlalchemy import delete, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import l10n
 from bot.db.models import CheckIn, PainScore, Schedule, Therapist, TherapistLink, TipShown, User
+from bot.i18n import has, t
 from bot.services.progress import Progress, compute_progress
 from bot.services.schedule_rules import mask_days, zone
 
-# Stable, machine-readable column names (the right to data portability asks for a
-# "structured, commonly used and machine-readable format", GDPR art. 20); values are ISO 8601
-# times in the patient's own zone, numbers, and the codes the bot stores.
+# The columns, by internal name; the header row names them in the patient's language
+# (``export.column.*``). Each time is given twice: as the patient reads it (their date and
+# clock) and as ISO 8601 in their own zone, which any program can read back (the right to
+# data portability asks for a "structured, commonly used and machine-readable format",
+# GDPR art. 20).
 CSV_COLUMNS = (
     "record",
+    "date",
+    "time",
     "local_datetime",
-    "local_date",
     "kind",
     "status",
     "pain_before",
@@ -44,10 +49,12 @@ CSV_COLUMNS = (
     "barrier",
     "flagged",
     "next_day_response",
+    "completed",
     "completed_local_datetime",
     "detail",
 )
-WEEKDAY_CODES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Columns of the users row that are the bot's own bookkeeping, not facts about the patient.
+INTERNAL_FIELDS = frozenset({"id", "conv_state", "conv_data"})
 DELETE_STATE = "delete"
 
 # DejaVu Sans ships with matplotlib and covers æøå, ñ, á, and the arrows and dashes we print.
@@ -73,79 +80,126 @@ def _local(when: datetime | None, tz: str) -> str:
     return when.astimezone(zone(tz)).isoformat(timespec="seconds") if when else ""
 
 
-def _local_date(when: datetime | None, tz: str) -> str:
-    return when.astimezone(zone(tz)).date().isoformat() if when else ""
+def _value(group: str, code: object, loc: str) -> str:
+    """A stored code in the patient's words ('completed' -> 'gennemført'); the code itself
+    when it has no translation (a value added later stays readable)."""
+    if code is None or code == "":
+        return ""
+    key = f"export.{group}.{code}"
+    return t(key, loc) if has(key, loc) else str(code)
 
 
-def _text(value: object) -> str:
+def _yes_no(value: bool, loc: str) -> str:
+    return t("export.answer_yes" if value else "export.answer_no", loc)
+
+
+def _text(value: object, loc: str) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
-        return "1" if value else "0"
+        return _yes_no(value, loc)
     if isinstance(value, date):
-        return value.isoformat()
+        return l10n.format_numeric_date(value, loc)
     return str(value)
 
 
-def _profile_row(user: User, field: str, tz: str) -> dict[str, str] | None:
-    """One column of the patient's ``users`` row (every column, so a new one is never missed)."""
-    if field == "id":  # our internal key: means nothing outside this database
-        return None
-    value = getattr(user, field)
-    if isinstance(value, datetime):
-        return _row("profile", value, tz, kind=field)
-    if isinstance(value, dict):
-        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return _row("profile", None, tz, kind=field, detail=value)
+class _Rows:
+    """Builds rows for one patient: their zone and language."""
+
+    def __init__(self, tz: str, loc: str) -> None:
+        self.tz, self.loc = tz, loc
+
+    def row(self, record: str, when: datetime | None, **values: object) -> dict[str, str]:
+        row = dict.fromkeys(CSV_COLUMNS, "")
+        row["record"] = _value("record", record, self.loc)
+        if when is not None:
+            local = when.astimezone(zone(self.tz))
+            row["date"] = l10n.format_numeric_date(local.date(), self.loc)
+            row["time"] = l10n.format_clock(local, self.loc)
+            row["local_datetime"] = _local(when, self.tz)
+        row.update({k: v if isinstance(v, str) else _text(v, self.loc) for k, v in values.items()})
+        return row
+
+    def profile(self, user: User, field: str) -> dict[str, str] | None:
+        """One column of the patient's ``users`` row (every column but the bot's bookkeeping,
+        so a new one is never missed)."""
+        if field in INTERNAL_FIELDS:
+            return None
+        label = _value("field", field, self.loc)
+        value = getattr(user, field)
+        if isinstance(value, datetime):
+            return self.row("profile", value, kind=label)
+        if field == "language" and value:
+            value = t(f"common.language_name.{value}", value)
+        elif field == "timezone" and value:
+            value = f"{l10n.zone_name(value, self.loc)} ({value})"
+        elif isinstance(value, dict):
+            value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return self.row("profile", None, kind=label, detail=_text(value, self.loc))
 
 
-def _row(record: str, when: datetime | None, tz: str, **values: object) -> dict[str, str]:
-    row = dict.fromkeys(CSV_COLUMNS, "")
-    row.update(record=record, local_datetime=_local(when, tz), local_date=_local_date(when, tz))
-    row.update({k: _text(v) for k, v in values.items()})
-    return row
+def _tip_text(key: str, loc: str) -> str:
+    """The tip as the patient read it (numbers it quoted are not stored: shown as '…')."""
+    from bot.services.education import TIPS_BY_KEY
+
+    tip = TIPS_BY_KEY.get(key)
+    if tip is None:
+        return key  # a tip since removed from the library
+    return html.unescape(
+        re.sub(r"<[^>]+>", "", t(f"tips.{key}", loc, **dict.fromkeys(tip.placeholders, "…")))
+    )
 
 
 async def export_rows(session: AsyncSession, user: User) -> list[dict[str, str]]:
-    """Every stored fact about the patient, one dict per CSV row (CSV_COLUMNS as keys)."""
-    tz = user.timezone or "UTC"
-    rows = [_profile_row(user, attr.key, tz) for attr in inspect(User).column_attrs]
+    """Every stored fact about the patient, one dict per CSV row (CSV_COLUMNS as keys), in
+    the patient's language."""
+    tz, loc = user.timezone or "UTC", user.language
+    out = _Rows(tz, loc)
+    rows = [out.profile(user, attr.key) for attr in inspect(User).column_attrs]
     rows = [row for row in rows if row is not None]
     for s in await session.scalars(
         select(Schedule).where(Schedule.user_id == user.id).order_by(Schedule.local_time)
     ):
-        days = " ".join(WEEKDAY_CODES[d] for d in mask_days(s.days))
+        days = ", ".join(l10n.weekday_name(d, loc, "abbreviated") for d in mask_days(s.days))
         rows.append(
-            _row("schedule", s.next_due_at, tz, kind="reminder", detail=f"{s.local_time} {days}")
+            out.row(
+                "schedule",
+                s.next_due_at,
+                kind=_value("kind", "reminder", loc),
+                detail=f"{l10n.format_hhmm(s.local_time, loc)}: {days}",
+            )
         )
 
     # Check-ins and standalone scores interleaved in time order: one timeline to read.
     timeline: list[tuple[datetime, dict[str, str]]] = []
     for c in await session.scalars(select(CheckIn).where(CheckIn.user_id == user.id)):
         when = c.due_at or c.created_at
-        row = _row(
+        completed = ""
+        if c.completed_at:
+            completed = l10n.format_numeric_datetime(c.completed_at, tz, loc)
+        row = out.row(
             "checkin",
             when,
-            tz,
-            kind=c.kind,
-            status=c.status,
+            kind=_value("kind", c.kind, loc),
+            status=_value("status", c.status, loc),
             pain_before=c.pain_before,
             pain_after=c.pain_after,
-            effort=c.effort,
-            barrier=c.barrier,
-            flagged=c.flagged,
-            next_day_response=c.next_day_response,
+            effort=_value("effort", c.effort, loc),
+            barrier=_value("barrier", c.barrier, loc),
+            flagged=_yes_no(bool(c.flagged), loc),
+            next_day_response=_value("next_day", c.next_day_response, loc),
+            completed=completed,
             completed_local_datetime=_local(c.completed_at, tz),
         )
         timeline.append((when, row))
     for p in await session.scalars(select(PainScore).where(PainScore.user_id == user.id)):
-        timeline.append((p.recorded_at, _row("pain_score", p.recorded_at, tz, pain_score=p.score)))
+        timeline.append((p.recorded_at, out.row("pain_score", p.recorded_at, pain_score=p.score)))
     rows += [row for _, row in sorted(timeline, key=lambda item: item[0])]
 
     for tip in await session.scalars(
         select(TipShown).where(TipShown.user_id == user.id).order_by(TipShown.shown_at)
     ):
-        rows.append(_row("tip_shown", tip.shown_at, tz, detail=tip.tip_key))
+        rows.append(out.row("tip_shown", tip.shown_at, detail=_tip_text(tip.tip_key, loc)))
     links = await session.execute(
         select(TherapistLink, Therapist.display_name)
         .join(Therapist, Therapist.id == TherapistLink.therapist_id)
@@ -155,19 +209,28 @@ async def export_rows(session: AsyncSession, user: User) -> list[dict[str, str]]
     for link, name in links:
         status = "revoked" if link.revoked_at else "active" if link.consented_at else "requested"
         when = link.revoked_at or link.consented_at or link.requested_at
-        rows.append(_row("therapist_link", when, tz, status=status, detail=name))
+        rows.append(
+            out.row("therapist_link", when, status=_value("link", status, loc), detail=name or "")
+        )
     role = await session.scalar(select(Therapist).where(Therapist.user_id == user.id))
     if role is not None:
-        rows.append(_row("therapist_role", role.granted_at, tz, detail=role.display_name))
+        rows.append(out.row("therapist_role", role.granted_at, detail=role.display_name or ""))
     return rows
 
 
-def build_csv(rows: Sequence[dict[str, str]]) -> bytes:
-    """RFC 4180 CSV with a header row, UTF-8 with a byte-order mark."""
+def csv_delimiter(loc: str) -> str:
+    """';' where the language writes a decimal comma (Danish, Spanish: Excel there expects
+    it), ',' elsewhere."""
+    return ";" if l10n.decimal_symbol(loc) == "," else ","
+
+
+def build_csv(rows: Sequence[dict[str, str]], loc: str = "en") -> bytes:
+    """RFC 4180 CSV with a header row in the patient's language, UTF-8 with a byte-order mark,
+    separated as the patient's spreadsheet program expects."""
     buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(buffer, delimiter=csv_delimiter(loc), lineterminator="\r\n")
+    writer.writerow([t(f"export.column.{c}", loc) for c in CSV_COLUMNS])
+    writer.writerows([row[c] for c in CSV_COLUMNS] for row in rows)
     # The BOM makes spreadsheet programs (Excel) read æøå/ñ as UTF-8 instead of a code page.
     return buffer.getvalue().encode("utf-8-sig")
 
@@ -176,7 +239,7 @@ async def collect(session: AsyncSession, user: User, now: datetime) -> Export:
     """Everything /export sends, read in one go: the CSV, and the progress for the PDF."""
     rows = await export_rows(session, user)
     progress = await compute_progress(session, user, now)
-    return Export(build_csv(rows), progress, user.timezone or "UTC")
+    return Export(build_csv(rows, user.language), progress, user.timezone or "UTC")
 
 
 # ---------------------------------------------------------------------------------------------

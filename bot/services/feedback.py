@@ -387,9 +387,18 @@ def high_pain_flag(scores: Iterable[tuple[date, int]], usual: float | None) -> F
     return None
 
 
-def average_up_flag(previous: float | None, current: float | None) -> Flag | None:
-    """The weekly average (``weekly_average``/``average_of``: None without WEEK_MIN_SCORES
-    scores) up by MEANINGFUL_POINTS or more from the week before."""
+# Each weekly-summary rule comes in two forms with one body: from the records (``..._flag``,
+# a list of scores or (day, value) pairs, e.g. for the therapist's patient page) and from
+# counts a set-based query already made (``..._counted``, the weekly digest).
+
+
+def average_up_flag(previous: Sequence[int], current: Sequence[int]) -> Flag | None:
+    """The weekly average up by MEANINGFUL_POINTS or more, each week with WEEK_MIN_SCORES+."""
+    return average_up_counted(weekly_average(previous), weekly_average(current))
+
+
+def average_up_counted(previous: float | None, current: float | None) -> Flag | None:
+    """The same from two weekly averages (``average_of``: None without enough scores)."""
     if previous is None or current is None or current - previous < MEANINGFUL_POINTS - 1e-9:
         return None
     return Flag(FlagKind.AVERAGE_UP, None, {"previous": previous, "current": current})
@@ -402,14 +411,29 @@ def too_much_flag(sessions: int, last: date | None) -> Flag | None:
     return Flag(FlagKind.TOO_MUCH, last, {"sessions": sessions})
 
 
-def worse_mornings_flag(worse: int, worse_after_flagged: int, last: date | None) -> Flag | None:
+def worse_mornings_flag(mornings: Iterable[tuple[date, str, bool]]) -> Flag | None:
+    """Next-morning answers of the week as (day, answer, session flagged): "worse" twice, or
+    once after a flagged session."""
+    worse = [(day, flagged) for day, answer, flagged in mornings if answer == "worse"]
+    after_flagged = sum(1 for _, flagged in worse if flagged)
+    last = max((d for d, _ in worse), default=None)
+    return worse_mornings_counted(len(worse), after_flagged, last)
+
+
+def worse_mornings_counted(worse: int, worse_after_flagged: int, last: date | None) -> Flag | None:
     """Next-morning "worse" WORSE_MORNINGS times in the week, or once after a flagged session."""
     if worse >= WORSE_MORNINGS or worse_after_flagged > 0:
         return Flag(FlagKind.WORSE_MORNINGS, last, {"worse": worse})
     return None
 
 
-def high_before_flag(days: int, last: date | None) -> Flag | None:
+def high_before_flag(befores: Iterable[tuple[date, int]]) -> Flag | None:
+    """Pain 8+ before a session on HIGH_BEFORE_DAYS or more different days."""
+    days = sorted({day for day, score in befores if score >= HIGH_PAIN})
+    return high_before_counted(len(days), days[-1] if days else None)
+
+
+def high_before_counted(days: int, last: date | None) -> Flag | None:
     """Pain 8+ (HIGH_PAIN) before a session on HIGH_BEFORE_DAYS or more different days."""
     if days < HIGH_BEFORE_DAYS:
         return None
@@ -429,9 +453,20 @@ def adherence_falling_flag(
     return Flag(FlagKind.ADHERENCE_FALLING, None, {"earlier": earlier, "recent": recent})
 
 
-def barriers_flag(counts: Mapping[str, int], last: date | None) -> Flag | None:
+def barriers_flag(barriers: Iterable[tuple[date, str]]) -> Flag | None:
     """The barriers "pain too high" or "afraid it will hurt" given BARRIER_REPEATS+ times
     (each counted on its own); other reasons are shown as information, never flagged."""
+    counts: dict[str, int] = {}
+    last: date | None = None
+    for day, barrier in barriers:
+        if barrier in WORRYING_BARRIERS:
+            counts[barrier] = counts.get(barrier, 0) + 1
+            last = day if last is None else max(last, day)
+    return barriers_counted(counts, last)
+
+
+def barriers_counted(counts: Mapping[str, int], last: date | None) -> Flag | None:
+    """The same from counts per barrier and the latest day of a worrying one."""
     repeated = {b: counts.get(b, 0) for b in WORRYING_BARRIERS}
     repeated = {b: n for b, n in repeated.items() if n >= BARRIER_REPEATS}
     if not repeated:

@@ -62,9 +62,12 @@ def _go(user: User, pos: Position | None) -> Advance:
     return Advance(pos)
 
 
-def begin_setup(user: User) -> Position:
-    patients.set_state(user, f"setup:{Step.LANGUAGE}", {})
-    return Position("setup", Step.LANGUAGE)
+def begin_setup(user: User, *, language_known: bool = False) -> Position:
+    """Setup from its first step; from the time zone when the language is already known
+    (Telegram's language is one we speak, or the patient chose one before consenting)."""
+    step = Step.TIMEZONE if language_known else Step.LANGUAGE
+    patients.set_state(user, f"setup:{step}", {})
+    return Position("setup", step)
 
 
 def begin_edit(user: User, step: Step) -> Position:

@@ -20,6 +20,11 @@ async def get_user(session: AsyncSession, telegram_id: int) -> User | None:
     return await session.scalar(select(User).where(User.telegram_id == telegram_id))
 
 
+async def language_of(session: AsyncSession, telegram_id: int) -> str | None:
+    """Only the chosen language of a Telegram user (one indexed column), or None if unknown."""
+    return await session.scalar(select(User.language).where(User.telegram_id == telegram_id))
+
+
 async def ensure_user(
     session: AsyncSession, telegram_id: int, language_code: str | None
 ) -> tuple[User, bool]:

@@ -45,8 +45,32 @@ class TimeParseError(ValueError):
         self.reason = reason
 
 
-# Words that only join times ("8 and 19", "8 og 19", "8 y 19") or introduce one ("kl. 8").
-_FILLER_WORDS = {"and", "og", "y", "&", "+", "kl", "kl.", "at", "@"}
+# Words that only join times ("8 and 19", "8 og 19", "8 y 19"), introduce one ("kl. 8",
+# "klokken 8", "a las 8") or follow one ("18:30 h", "8 o'clock").
+_FILLER_WORDS = {
+    "and",
+    "og",
+    "y",
+    "&",
+    "+",
+    "kl",
+    "kl.",
+    "klokken",
+    "at",
+    "@",
+    "las",
+    "la",
+    "h",
+    "h.",
+    "hs",
+    "hrs",
+    "hora",
+    "horas",
+    "o'clock",
+    "oclock",
+}
+# "a las 18:30" / "a la 1": the Spanish "a" must not be read as "a.m."
+_SPANISH_AT = re.compile(r"\ba(?=\s+las?\b)", re.IGNORECASE)
 _SPLIT = re.compile(r"[,;/\s]+")
 _MERIDIEM = re.compile(r"^(?P<body>.*?)(?P<mer>[ap])\.?(?:m\.?)?$")
 _CLOCK = re.compile(r"^(?P<h>\d{1,2})(?:[:.h](?P<m>\d{2}))?h?$")
@@ -86,7 +110,7 @@ def parse_times(text: str) -> list[str]:
     not a time of day: '25:00', '12:61', 'soon', '-1', '8.5.3', '13 pm'), ``too_many`` (more than
     four different times).
     """
-    words = [w for w in _SPLIT.split(text.strip().lower()) if w]
+    words = [w for w in _SPLIT.split(_SPANISH_AT.sub(" ", text.strip().lower())) if w]
     words = [w for w in words if w not in _FILLER_WORDS]
     if not words:
         raise TimeParseError("empty")

@@ -1272,7 +1272,10 @@ class FakeTelegram:
     @staticmethod
     def _commands_key(params: dict) -> tuple[str, str]:
         scope = params.get("scope") or {"type": "default"}
-        return scope.get("type", "default"), params.get("language_code") or ""
+        kind = scope.get("type", "default")
+        if "chat_id" in scope:  # chat scopes are per chat: "chat:42"
+            kind = f"{kind}:{scope['chat_id']}"
+        return kind, params.get("language_code") or ""
 
     def _api_setMyCommands(self, params: dict) -> bool:
         commands = params["commands"]
