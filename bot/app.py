@@ -28,6 +28,7 @@ from bot.fairness import FairUpdateProcessor, UpdateQueue
 from bot.handlers import (
     checkin,
     general,
+    habit,
     plan,
     progress,
     settings,
@@ -167,6 +168,7 @@ def register_handlers(app: BotApp) -> None:
     app.add_handler(CallbackQueryHandler(settings.on_pause_button, pattern=r"^pause:"))
     app.add_handler(CallbackQueryHandler(checkin.on_button, pattern=r"^ci:"))
     app.add_handler(CallbackQueryHandler(checkin.on_pain_button, pattern=r"^pain:"))
+    app.add_handler(CallbackQueryHandler(habit.on_button, pattern=r"^hb:"))
     app.add_handler(CallbackQueryHandler(therapist.on_button, pattern=r"^tl:"))
     app.add_handler(CallbackQueryHandler(workspace.on_button, pattern=r"^tw:"))
     app.add_handler(CallbackQueryHandler(progress.on_delete_button, pattern=r"^del:"))

@@ -333,8 +333,8 @@ def callback_data_of(params: dict[str, Any]) -> list[str]:
 
 
 def is_prompt(params: dict[str, Any]) -> bool:
-    """A reminder prompt (its Start button carries ``ci:<id>:go``)."""
-    return any(data.endswith(":go") for data in callback_data_of(params))
+    """A reminder prompt (its Skip button carries ``ci:<id>:skip``)."""
+    return any(data.endswith(":skip") for data in callback_data_of(params))
 
 
 def prompts_per_chat(fake: FakeTelegram) -> Counter[int]:

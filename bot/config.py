@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     # Send the reminder fan-out as paid broadcasts (allow_paid_broadcast: 0.1 Telegram Star per
     # message from the bot's balance): then SEND_RATE_PER_SECOND may be up to 1000.
     allow_paid_broadcast: bool = False
+    # "Finished? Tap Done": minutes after a session starts (pain before given) without Done.
+    done_nudge_minutes: int = Field(default=90, gt=0)
+    # Days in a row without any answer before the regular prompt becomes a come-back offer,
+    # and further silent days after that before reminders drop to once a week.
+    absence_after_days: int = Field(default=3, gt=0)
+    weekly_after_days: int = Field(default=7, gt=0)
     # Seconds between dispatcher ticks (claims due reminders from the database).
     dispatch_interval_seconds: float = Field(default=5, gt=0)
 
@@ -169,6 +175,10 @@ class Settings(BaseSettings):
     @property
     def checkin_expiry(self) -> timedelta:
         return timedelta(hours=self.checkin_expiry_hours)
+
+    @property
+    def done_nudge(self) -> timedelta:
+        return timedelta(minutes=self.done_nudge_minutes)
 
     def sqlite_path(self) -> Path | None:
         if not self.database_url.startswith("sqlite"):

@@ -67,6 +67,7 @@ WAKE_COLUMNS = (
     CheckIn.snooze_until,
     CheckIn.expires_at,
     CheckIn.next_day_due_at,
+    CheckIn.nudge_due_at,
     Therapist.next_digest_at,
     Programme.next_review_at,  # the weekly programme review (issue 17)
 )
@@ -519,9 +520,8 @@ class Demo:
         await self.send_for_user("/language")
         self.flush()
         buttons = (user.last.raw.get("reply_markup") or {}).get("inline_keyboard", [])
-        labels = [
-            b["text"] for row in buttons for b in row if b.get("callback_data") == f"lang:{code}"
-        ]
+        wanted = (f"lang:{code}", f"lang:{code}:any")
+        labels = [b["text"] for row in buttons for b in row if b.get("callback_data") in wanted]
         if labels:  # else the bot answered something else, and that is on screen
             self.note("pressed", label=labels[0])
             await user.press(labels[0], message_id=user.last.message_id)

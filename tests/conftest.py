@@ -123,6 +123,13 @@ async def app(
     await application.shutdown()
 
 
+def prompt_seen(locale: str, **kw: object) -> str:
+    """The reminder prompt as the patient sees it (``checkin.prompt_text``, HTML parsed away)."""
+    from bot.handlers.checkin import prompt_text
+
+    return parse_html(prompt_text(locale, **kw))[0].strip()
+
+
 def tx(key: str, locale: str, **values: object) -> str:
     """A locale string as the patient sees it: HTML tags parsed away, as Telegram does."""
     return parse_html(t(key, locale, **values))[0].strip()

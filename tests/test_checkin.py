@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bot.db.models import CheckIn, PainScore, Schedule, User
+from bot.handlers.checkin import prompt_text
 from bot.scheduling.dispatcher import Dispatcher
 from bot.services.reminders import Status
+from bot.testing.fake_telegram import parse_html
 from tests.conftest import setup_through, tx
 
 LOCALES = ("en", "da", "es")
@@ -20,6 +22,14 @@ DUE = {
     "da": datetime(2026, 11, 23, 7, 30, tzinfo=UTC),
     "es": datetime(2026, 11, 23, 7, 30, tzinfo=UTC),
 }
+
+
+KEYPAD = [["0", "1", "2", "3", "4", "5"], ["6", "7", "8", "9", "10"]]
+
+
+def prompt_seen(loc: str, **kw) -> str:
+    """The prompt as the patient sees it (HTML parsed away)."""
+    return parse_html(prompt_text(loc, **kw))[0].strip()
 
 
 async def tick(app):
@@ -41,7 +51,7 @@ async def prompted_patient(app, fake, clock, loc="en", uid=4001, **kw):
     clock.set(DUE[loc])
     report = await tick(app)
     assert report.sent == 1
-    assert user.last.text == tx("checkin.prompt", loc)
+    assert user.last.text == prompt_seen(loc)
     return user
 
 
@@ -50,23 +60,29 @@ async def test_full_checkin_with_a_fall_explains_eih_with_own_numbers(
     app, fake, sessions, clock, loc
 ):
     user = await prompted_patient(app, fake, clock, loc)
+    # The prompt carries the pain-before keypad: its first tap starts the session.
     assert user.last.buttons == [
-        [tx("checkin.start", loc)],
+        *KEYPAD,
         [tx("checkin.snooze_15", loc), tx("checkin.snooze_60", loc)],
         [tx("checkin.skip", loc)],
     ]
-    await user.press(tx("checkin.start", loc))
-    assert user.last.text.startswith(tx("checkin.ask_before", loc))
-    assert user.last.buttons == [["0", "1", "2", "3", "4", "5"], ["6", "7", "8", "9", "10"]]
+    taps = len(fake.calls_of("answerCallbackQuery"))
     await user.press("6")
     assert user.last.text == tx("checkin.go_exercise", loc, score=6)
     clock.advance(timedelta(minutes=25))
     await user.press(tx("checkin.done", loc))
     assert user.last.text.startswith(tx("checkin.ask_after", loc))
     await user.press("4")
-    assert user.last.text == tx("checkin.ask_effort", loc)
-    await user.press(tx("checkin.effort_easy", loc))
+    # The personal explanation right after the score; the optional effort question below.
     reply = user.last.text
+    assert reply.endswith(tx("checkin.ask_effort", loc))
+    assert user.last.buttons[-1] == [tx("checkin.effort_skip", loc)]
+    assert len(fake.calls_of("answerCallbackQuery")) - taps == 3  # before, Done, after
+    [ci] = await checkins_of(sessions, 4001)
+    assert ci.status == Status.COMPLETED  # recorded without the optional effort
+    await user.press(tx("checkin.effort_easy", loc))
+    assert user.answers[-1] == tx("habit.effort_thanks", loc)
+    assert user.last.text == reply and user.last.buttons == []
     assert reply.startswith(tx("checkin.result", loc, before=6, after=4))
     assert tx("checkin.first_session", loc) in reply
     # A fall of 2: "may be part of what you felt", with the patient's own numbers.
@@ -90,12 +106,11 @@ async def test_full_checkin_with_a_fall_explains_eih_with_own_numbers(
 )
 async def test_too_much_for_the_load_is_flagged(app, fake, sessions, clock, before, after, flagged):
     user = await prompted_patient(app, fake, clock)
-    await user.press(tx("checkin.start", "en"))
     await user.press(str(before))
     await user.press(tx("checkin.done", "en"))
     await user.press(str(after))
-    await user.press(tx("checkin.effort_skip", "en"))
     assert (tx("feedback.flag_unlinked", "en") in user.last.text) is flagged
+    await user.press(tx("checkin.effort_skip", "en"))
     [ci] = await checkins_of(sessions, 4001)
     assert ci.flagged is flagged and ci.effort is None and ci.status == Status.COMPLETED
 
@@ -108,10 +123,10 @@ async def test_snooze_brings_the_prompt_back(app, fake, sessions, clock):
     assert (await tick(app)).sent == 0
     clock.advance(timedelta(minutes=5))
     assert (await tick(app)).sent == 1
-    assert user.last.text == tx("checkin.prompt_again", "en")
-    await user.press(tx("checkin.start", "en"))
+    assert user.last.text == prompt_seen("en", again=True)
+    await user.press("3")
     [ci] = await checkins_of(sessions, 4001)
-    assert ci.status == Status.STARTED
+    assert (ci.status, ci.pain_before) == (Status.EXERCISING, 3)
 
 
 async def test_skip_asks_the_barrier_and_answers_it(app, fake, sessions, clock):
@@ -131,7 +146,6 @@ async def test_skip_asks_the_barrier_and_answers_it(app, fake, sessions, clock):
 
 async def test_could_not_do_it_during_the_session(app, fake, sessions, clock):
     user = await prompted_patient(app, fake, clock, "da")
-    await user.press(tx("checkin.start", "da"))
     await user.press("5")
     await user.press(tx("checkin.cant", "da"))
     await user.press(tx("checkin.barrier_fear", "da"))
@@ -147,7 +161,8 @@ async def test_expiry_closes_the_checkin_and_old_buttons(app, fake, sessions, cl
     await tick(app)
     [ci] = await checkins_of(sessions, 4001)
     assert ci.status == Status.MISSED
-    await user.press(tx("checkin.start", "en"), message_id=prompt.message_id)
+    assert prompt.buttons == []  # the expired prompt lost its buttons
+    await user.press(callback_data=f"ci:{ci.id}:b:5", message_id=prompt.message_id)
     assert user.answers[-1] == tx("checkin.closed", "en")
     [ci] = await checkins_of(sessions, 4001)
     assert ci.status == Status.MISSED and ci.started_at is None
@@ -156,7 +171,7 @@ async def test_expiry_closes_the_checkin_and_old_buttons(app, fake, sessions, cl
 async def test_expired_before_the_tick_is_closed_on_press(app, fake, sessions, clock):
     user = await prompted_patient(app, fake, clock)
     clock.advance(timedelta(hours=13))
-    await user.press(tx("checkin.start", "en"))
+    await user.press("5")
     assert user.answers[-1] == tx("checkin.closed", "en")
     [ci] = await checkins_of(sessions, 4001)
     assert ci.status == Status.MISSED
@@ -165,7 +180,6 @@ async def test_expired_before_the_tick_is_closed_on_press(app, fake, sessions, c
 async def test_double_stale_and_forged_presses_record_once(app, fake, sessions, clock):
     user = await prompted_patient(app, fake, clock)
     [ci] = await checkins_of(sessions, 4001)
-    await user.press(tx("checkin.start", "en"))
     keypad = user.last
     await user.press("6")
     # The keypad is gone after the answer; a double tap still arrives with its data.
@@ -176,7 +190,9 @@ async def test_double_stale_and_forged_presses_record_once(app, fake, sessions, 
     await user.press(callback_data=f"ci:{ci.id}:a:11", message_id=keypad.message_id)
     await user.press(callback_data=f"ci:{ci.id}:zz", message_id=keypad.message_id)
     await user.press(callback_data="ci:99999:go", message_id=keypad.message_id)
-    assert user.answers[-1] == tx("checkin.closed", "en")
+    # Not this patient's check-in: answered with what is open now (their session).
+    assert user.answers[-1] == tx("habit.old_prompt", "en")
+    assert user.last.text.endswith(tx("checkin.go_exercise", "en", score=6))
     await user.press(callback_data="ci:x:go", message_id=keypad.message_id)
     [ci] = await checkins_of(sessions, 4001)
     assert (ci.status, ci.pain_before, ci.pain_after) == (Status.EXERCISING, 6, None)
@@ -192,33 +208,38 @@ async def test_double_stale_and_forged_presses_record_once(app, fake, sessions, 
 
 async def test_typed_scores_are_validated(app, fake, sessions, clock):
     user = await prompted_patient(app, fake, clock, "da")
-    await user.press(tx("checkin.start", "da"))
+    await user.send("hej")  # not a number: the prompt stays as it is, with a hint
+    assert user.last.text == tx("general.hint", "da")
+    await user.send("7")  # a number typed at the prompt starts the session
+    assert user.last.text == tx("checkin.go_exercise", "da", score=7)
+    await user.press(tx("checkin.done", "da"))
     for text, key in (("7.5", "fraction"), ("12", "range"), ("syv", "invalid"), ("-1", "range")):
         await user.send(text)
         assert user.last.text.startswith(tx(f"checkin.error_score_{key}", "da")), text
         assert user.last.buttons[1] == ["6", "7", "8", "9", "10"]
     [ci] = await checkins_of(sessions, 4001)
-    assert ci.pain_before is None
-    await user.send("7")
-    assert user.last.text == tx("checkin.go_exercise", "da", score=7)
-    await user.press(tx("checkin.done", "da"))
+    assert ci.pain_after is None
     await user.send("3")
     [ci] = await checkins_of(sessions, 4001)
-    assert (ci.pain_before, ci.pain_after, ci.status) == (7, 3, Status.EFFORT)
+    assert (ci.pain_before, ci.pain_after, ci.status) == (7, 3, Status.COMPLETED)
 
 
 async def test_next_morning_question(app, fake, sessions, clock):
     user = await prompted_patient(app, fake, clock)
-    for label in (tx("checkin.start", "en"), "5", tx("checkin.done", "en"), "5"):
+    for label in ("5", tx("checkin.done", "en"), "5"):
         await user.press(label)
     await user.press(tx("checkin.effort_hard", "en"))
-    clock.set(datetime(2026, 11, 24, 8, 59, tzinfo=UTC))  # London: 08:59 on Tuesday
+    clock.set(datetime(2026, 11, 24, 8, 29, tzinfo=UTC))  # London: 08:29 on Tuesday
     await tick(app)
-    assert user.last.text != tx("checkin.next_day_ask", "en")
-    clock.set(datetime(2026, 11, 24, 9, 0, tzinfo=UTC))
+    assert tx("checkin.next_day_ask", "en") not in user.last.text
+    # Asked at the first reminder of the day, merged into that prompt.
+    clock.set(datetime(2026, 11, 24, 8, 30, tzinfo=UTC))
     report = await tick(app)
-    assert report.next_day == 1
-    assert user.last.text == tx("checkin.next_day_ask", "en")
+    assert (report.next_day, report.sent) == (1, 1)
+    assert user.last.text == prompt_seen("en", next_day=True)
+    assert user.last.buttons[0] == [
+        tx(f"checkin.next_day_{a}", "en") for a in ("better", "same", "worse")
+    ]
     await user.press(tx("checkin.next_day_worse", "en"))
     assert user.last.text == tx("feedback.morning_worse", "en")
     await tick(app)  # asked once only
@@ -258,7 +279,7 @@ async def test_bot_down_across_the_due_time(app, fake, sessions, clock, late, se
     assert report.sent == sent
     [ci] = await checkins_of(sessions, 4004)
     assert ci.status == (Status.PROMPTED if sent else Status.MISSED)
-    assert (user.last.text == tx("checkin.prompt", "en")) is bool(sent)
+    assert (user.last.text == prompt_seen("en")) is bool(sent)
 
 
 async def test_two_dispatchers_send_each_prompt_once(app, fake, engine, sessions, clock):
@@ -271,9 +292,7 @@ async def test_two_dispatchers_send_each_prompt_once(app, fake, engine, sessions
     first = Dispatcher(app.bot, sessions, d.settings, clock, batch=7)
     for _ in range(6):
         await asyncio.gather(first.tick(), second.tick())
-    assert [
-        len([m for m in u.messages if m.text == tx("checkin.prompt", "en")]) for u in users
-    ] == [1] * 30
+    assert [len([m for m in u.messages if m.text == prompt_seen("en")]) for u in users] == [1] * 30
     async with sessions() as s:
         assert await s.scalar(select(func.count()).select_from(CheckIn)) == 30
 
@@ -323,7 +342,7 @@ async def test_transient_failures_are_retried_without_loss(app, fake, sessions, 
     assert (await tick(app)).failed == 1
     clock.advance(timedelta(seconds=5))
     assert (await tick(app)).sent == 1
-    assert [m.text for m in user.messages].count(tx("checkin.prompt", "en")) == 1
+    assert [m.text for m in user.messages].count(prompt_seen("en")) == 1
 
 
 async def test_pain_command(app, fake, sessions, clock):
@@ -349,9 +368,10 @@ async def test_log_a_session_without_a_prompt(app, fake, sessions, clock):
     await setup_through(user, "en")
     await user.send("/log")
     assert user.last.text.startswith(tx("log.intro", "en"))
-    for label in ("4", tx("checkin.done", "en"), "2", tx("checkin.effort_moderate", "en")):
+    for label in ("4", tx("checkin.done", "en"), "2"):
         await user.press(label)
     assert user.last.text.startswith(tx("checkin.result", "en", before=4, after=2))
+    await user.press(tx("checkin.effort_moderate", "en"))
     [ci] = await checkins_of(sessions, 4010)
     assert (ci.kind, ci.status, ci.pain_before, ci.pain_after) == ("log", Status.COMPLETED, 4, 2)
 
@@ -359,19 +379,18 @@ async def test_log_a_session_without_a_prompt(app, fake, sessions, clock):
 async def test_a_session_started_late_is_not_cut_short_by_expiry(app, fake, sessions, clock):
     user = await prompted_patient(app, fake, clock)
     clock.advance(timedelta(hours=11, minutes=50))  # 10 minutes before the check-in expires
-    await user.press(tx("checkin.start", "en"))
     await user.press("5")
     clock.advance(timedelta(minutes=40))  # past the original expiry, mid-session
     await tick(app)
     await user.press(tx("checkin.done", "en"))
     await user.press("3")
     [ci] = await checkins_of(sessions, 4001)
-    assert (ci.status, ci.pain_after) == (Status.EFFORT, 3)
+    assert (ci.status, ci.pain_after) == (Status.COMPLETED, 3)
 
 
 async def test_unanswered_effort_question_still_counts_the_session(app, fake, sessions, clock):
     user = await prompted_patient(app, fake, clock)
-    for label in (tx("checkin.start", "en"), "5", tx("checkin.done", "en"), "4"):
+    for label in ("5", tx("checkin.done", "en"), "4"):
         await user.press(label)
     clock.advance(timedelta(hours=13))  # the optional effort question is never answered
     await tick(app)
@@ -388,10 +407,11 @@ async def test_a_typed_score_is_not_taken_by_an_unanswered_settings_edit(
     await user.press(tx("settings.times", "en"))  # ...and never answers
     clock.set(DUE["en"])
     await tick(app)
-    await user.press(tx("checkin.start", "en"))
-    await user.send("6")
+    await user.press("6")  # the prompt's keypad: the check-in takes over from the edit
+    await user.press(tx("checkin.done", "en"))
+    await user.send("3")
     [ci] = await checkins_of(sessions, 4011)
-    assert ci.pain_before == 6
+    assert (ci.pain_before, ci.pain_after) == (6, 3)
     async with sessions() as s:
         times = list(
             await s.scalars(select(Schedule.local_time).join(User).where(User.telegram_id == 4011))
@@ -405,10 +425,10 @@ async def test_next_morning_question_after_a_dated_pause_ended(app, fake, sessio
     await user.send("/pause 2026-11-22")  # ended yesterday, /resume never sent
     clock.set(DUE["en"])
     await tick(app)
-    for label in (tx("checkin.start", "en"), "5", tx("checkin.done", "en"), "3"):
+    for label in ("5", tx("checkin.done", "en"), "3"):
         await user.press(label)
     await user.press(tx("checkin.effort_easy", "en"))
-    clock.set(datetime(2026, 11, 24, 9, 0, tzinfo=UTC))
+    clock.set(datetime(2026, 11, 24, 8, 30, tzinfo=UTC))
     assert (await tick(app)).next_day == 1
 
 

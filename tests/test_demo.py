@@ -245,9 +245,8 @@ async def test_a_patient_sets_up_gets_the_reminder_checks_in_and_sees_progress(t
         assert tx("checkin.prompt", "en") in out
         assert prompt_of(out)[0] == "Monday, 23 November, 08:30 EST"
 
-        # The check-in, every step with buttons; the keypad is pressed by the score itself.
-        out = await demo.press(tx("checkin.start", "en"), out)
-        assert tx("checkin.ask_before", "en") in out
+        # The check-in, every step with buttons; the prompt's keypad is pressed by the score
+        # itself: before, Done, after (3 taps), then the optional effort.
         assert "[0]  [1]  [2]  [3]  [4]  [5]" in out
         exercising = await demo.say("6")
         assert tx("checkin.go_exercise", "en", score=6) in exercising
@@ -256,10 +255,10 @@ async def test_a_patient_sets_up_gets_the_reminder_checks_in_and_sees_progress(t
         out = await demo.press(tx("checkin.done", "en"), exercising)
         assert tx("checkin.ask_after", "en") in out
         out = await demo.say("4")
-        assert tx("checkin.ask_effort", "en") in out
-        out = await demo.press(tx("checkin.effort_easy", "en"), out)
+        assert tx("checkin.ask_effort", "en") in out  # below the explanation, optional
         # The tailored reply: a fall in pain, explained with the patient's own numbers.
         reply = out.split("\n| ", 1)[1]
+        await demo.press(tx("checkin.effort_easy", "en"), out)
         assert tx("checkin.result", "en", before=6, after=4) in reply
         assert tx("checkin.first_session", "en") in reply
         tip = reply.split("|\n| ")[2]

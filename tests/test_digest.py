@@ -632,3 +632,21 @@ async def test_counts_are_per_therapist_and_week(sessions):
     async with sessions() as s:
         assert await s.scalar(select(func.count()).select_from(DigestSent)) == 1
         assert await s.scalar(select(Therapist.next_digest_at)) == SLOT_UTC + timedelta(days=7)
+
+
+async def test_time_away_is_one_line_of_the_digest(sessions):
+    from bot.db.models import HabitEvent
+    from bot.handlers.digest_view import patient_block
+
+    async with sessions() as s, s.begin():
+        anna = await add_therapist(s, "Anna")
+        away = await add_patient(s, "Away", anna)
+        back = await add_patient(s, "Back", anna)
+        s.add(HabitEvent(user_id=away.id, kind="away", at=day(2)))
+        s.add(HabitEvent(user_id=back.id, kind="away", at=day(-5)))
+        s.add(HabitEvent(user_id=back.id, kind="returned", detail="keep", at=day(1)))
+    async with sessions() as s:
+        patients = (await digest.compute(s, [anna.id], period_utc()))[anna.id].patients
+    text = {p.name: patient_block(p, 1, "da") for p in patients}
+    assert "Væk (ingen svar) siden 25. november" in text["Away"]
+    assert "Væk fra 18. november, tilbage 24. november." in text["Back"]

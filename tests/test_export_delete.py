@@ -20,6 +20,7 @@ from bot.db.models import (
     Base,
     CheckIn,
     DigestSent,
+    HabitEvent,
     InviteCode,
     PainScore,
     Schedule,
@@ -338,6 +339,7 @@ async def populate_everything(s, user: User) -> Therapist:
     """A row about ``user`` in every table: a patient who is also a therapist."""
     await add_history(s, user, weeks=1)
     s.add(TipShown(user_id=user.id, tip_key="hurt_not_harm", shown_at=NOW))
+    s.add(HabitEvent(user_id=user.id, kind="away", at=NOW))
     role = Therapist(user_id=user.id, display_name="Ana")
     s.add(role)
     await s.flush()
@@ -413,7 +415,7 @@ async def one_session(user, app, clock, loc: str) -> None:
     await setup_through(user, loc)
     clock.set(T0 + timedelta(hours=2))  # 09:00 UTC: 08:30 has passed in every suggested zone
     assert (await app.bot_data.dispatcher.tick()).sent == 1
-    for label in (tx("checkin.start", loc), "6", tx("checkin.done", loc), "4"):
+    for label in ("6", tx("checkin.done", loc), "4"):
         await user.press(label)
     await user.press(tx("checkin.effort_easy", loc))
 

@@ -429,7 +429,7 @@ async def do_one_session(user, app, clock, loc: str, before: str = "6", after: s
     await setup_through(user, loc)
     clock.set(T0 + timedelta(hours=2))  # 09:00 UTC: 08:30 has passed in every suggested zone
     assert (await app.bot_data.dispatcher.tick()).sent == 1
-    for label in (tx("checkin.start", loc), before, tx("checkin.done", loc), after):
+    for label in (before, tx("checkin.done", loc), after):
         await user.press(label)
     await user.press(tx("checkin.effort_easy", loc))
 
@@ -448,7 +448,8 @@ async def test_progress_command_sends_the_summary_and_the_chart(app, fake, clock
     assert tx("progress.effect_none", loc, min=3) in summary.text
     assert {"en": "(100%)", "da": "(100\xa0%)", "es": "(100\xa0%)"}[loc] not in summary.text
     assert chart.photo.startswith(b"\x89PNG\r\n\x1a\n")
-    assert chart.text == tx("progress.chart.caption", loc, weeks=5)
+    # Set up this Monday: one week shown, never the four before the patient started.
+    assert chart.text == tx("habit.chart_caption_one", loc)
     assert not fake.errors
 
 

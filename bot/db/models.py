@@ -92,6 +92,15 @@ class User(Base):
     display_name: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The habit over weeks (bot/services/habit.py). Since when, and how many prompts in a
+    # row, went unanswered; cleared by any press or message.
+    silent_since: Mapped[datetime | None]
+    silent_prompts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    # None, "away" (the come-back offer was sent) or "weekly" (reminders once a week).
+    absence: Mapped[str | None] = mapped_column(String(8))
+    absence_prompted_at: Mapped[datetime | None]
+    # The next-morning answer was "worse": the next check-in suggests a lighter version.
+    lighter_next: Mapped[bool] = mapped_column(Boolean, default=False)
 
     @property
     def consented(self) -> bool:
@@ -154,6 +163,10 @@ class CheckIn(Base):
     next_day_asked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # "Finished? Tap Done": when to nudge a session started but not finished (claimed once).
+    nudge_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    # A started session that expired was asked "Did you do it?" at this time.
+    done_asked_at: Mapped[datetime | None]
 
 
 class PainScore(Base):
@@ -325,3 +338,17 @@ class ProgrammeChange(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class HabitEvent(Base):
+    """A change in a patient's habit state: away (come-back offer sent), weekly (reminders
+    once a week), returned (with how). Read by /progress and the therapist digest."""
+
+    __tablename__ = "habit_events"
+    __table_args__ = (Index("ix_habit_events_user_at", "user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # away | weekly | returned
+    detail: Mapped[str | None] = mapped_column(String(16))  # returned: keep, fewer, later, ...
+    at: Mapped[datetime] = mapped_column(default=utcnow)

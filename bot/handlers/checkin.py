@@ -1,5 +1,7 @@
-"""The exercise prompt and the pain check-in: Start / Snooze / Skip, pain before and after,
-effort, the tailored reply; the barrier after a skip; the next-morning question; /pain, /log.
+"""The exercise prompt and the pain check-in: the prompt's pain-before keypad (its first tap
+starts the session) / Snooze / Skip, Done, pain after with the tailored reply and the optional
+effort below it (3 taps); the forgotten-Done nudge and "Did you do it?"; the barrier after a
+skip; the next-morning question; /pain, /log. ``prompt_message`` composes every prompt.
 
 Buttons carry ``ci:<checkin id>:<action>[:<value>]`` (at most 30 bytes, well under Telegram's
 64). Every press is checked against the check-in's status by ``bot.services.checkins``.
@@ -19,6 +21,7 @@ from bot.db.session import transaction
 from bot.handlers import feedback_text, general
 from bot.handlers.ui import (
     Button,
+    drop_buttons,
     keyboard,
     parse_id,
     parse_int,
@@ -26,9 +29,11 @@ from bot.handlers.ui import (
     user_locale,
 )
 from bot.i18n import t
-from bot.services import checkins, education, feedback, patients, safety
+from bot.services import checkins, education, feedback, habit, patients, safety
 from bot.services.checkins import Outcome
+from bot.services.habit import SlotKind
 from bot.services.parsing import parse_score
+from bot.services.reminders import Status
 
 ANSWER_KEYS = {
     Outcome.CLOSED: "checkin.closed",
@@ -45,40 +50,123 @@ def score_keypad(prefix: str) -> list[list[Button]]:
     ]
 
 
-def prompt_markup(checkin_id: int, loc: str, *, how: bool = False) -> InlineKeyboardMarkup:
-    """The daily prompt's buttons: Start / Snooze 15 min, 1 h / Skip today; [How?] when the
-    prompt names a programme (issue 17)."""
+def prompt_rows(
+    checkin_id: int, loc: str, next_day_id: int | None = None, *, how: bool = False
+) -> list[list[Button]]:
+    """The daily prompt's buttons: the pain-before keypad (its first tap starts the session),
+    then Snooze 15 min, 1 h / Skip today (and [How?] when the prompt names a programme,
+    issue 17); a merged next-morning question's row on top."""
     c = f"ci:{checkin_id}"
-    rows = [
-        [(t("checkin.start", loc), f"{c}:go")],
+    rows = next_day_rows(next_day_id, loc) if next_day_id else []
+    return [
+        *rows,
+        *score_keypad(f"{c}:b"),
         [
             (t("checkin.snooze_15", loc), f"{c}:snz:15"),
             (t("checkin.snooze_60", loc), f"{c}:snz:60"),
         ],
-        [(t("checkin.skip", loc), f"{c}:skip")],
+        [(t("checkin.skip", loc), f"{c}:skip")]
+        + ([(t("plan.how_button", loc), "pl:how")] if how else []),
     ]
-    if how:
-        rows[0].append((t("plan.how_button", loc), "pl:how"))
-    return keyboard(rows)
 
 
-def prompt_text(loc: str, *, again: bool = False, programme: str | None = None) -> str:
-    """The prompt; ``programme`` is today's exercises (``plan.prompt_programme``), if any."""
-    text = t("checkin.prompt_again" if again else "checkin.prompt", loc)
-    return f"{text}\n\n{programme}" if programme else text
+def prompt_markup(
+    checkin_id: int, loc: str, next_day_id: int | None = None, *, how: bool = False
+) -> InlineKeyboardMarkup:
+    return keyboard(prompt_rows(checkin_id, loc, next_day_id, how=how))
+
+
+def prompt_text(
+    loc: str,
+    *,
+    again: bool = False,
+    kind: str = SlotKind.PROMPT,
+    lighter: bool = False,
+    next_day: bool = False,
+    programme: str | None = None,
+) -> str:
+    """The prompt's words: [the next-morning question] [a weekly note] [go lighter] the
+    reminder, [today's programme (``plan.prompt_programme``, issue 17)], and the pain
+    question its keypad answers."""
+    parts = [t("checkin.next_day_ask", loc)] if next_day else []
+    if kind == SlotKind.WEEKLY:
+        parts.append(t("habit.weekly_note", loc))
+    if lighter:
+        parts.append(t("habit.lighter", loc))
+    parts.append(t("checkin.prompt_again" if again else "checkin.prompt", loc))
+    if programme:
+        parts.append(programme)
+    parts.append(ask_score_text(loc, "habit.prompt_pain"))
+    return "\n\n".join(parts)
+
+
+def prompt_message(
+    checkin_id: int,
+    loc: str,
+    *,
+    again: bool = False,
+    kind: str = SlotKind.PROMPT,
+    lighter: bool = False,
+    next_day_id: int | None = None,
+    programme: str | None = None,
+) -> tuple[str, InlineKeyboardMarkup]:
+    """THE place a prompt is composed (the dispatcher, "Keep going", an old prompt pressed):
+    text and buttons. The come-back offer replaces the regular prompt after days of silence."""
+    if kind == SlotKind.COMEBACK:
+        return t("habit.comeback", loc), comeback_markup(checkin_id, loc)
+    text = prompt_text(
+        loc,
+        again=again,
+        kind=kind,
+        lighter=lighter,
+        next_day=bool(next_day_id),
+        programme=programme,
+    )
+    return text, prompt_markup(checkin_id, loc, next_day_id, how=bool(programme))
+
+
+def comeback_markup(checkin_id: int, loc: str) -> InlineKeyboardMarkup:
+    """[Keep going] [Fewer days] / [Another time] [Pause 1 week] (``hb:<id>:<choice>``)."""
+    c = f"hb:{checkin_id}"
+    return keyboard(
+        [
+            [(t("habit.keep", loc), f"{c}:keep"), (t("habit.fewer", loc), f"{c}:fewer")],
+            [(t("habit.later", loc), f"{c}:later"), (t("habit.pause", loc), f"{c}:pause")],
+        ]
+    )
+
+
+def nudge_message(checkin_id: int, loc: str) -> tuple[str, InlineKeyboardMarkup]:
+    """ "Finished? Tap Done", about 90 minutes after a session started without Done."""
+    c = f"ci:{checkin_id}"
+    rows = [[(t("checkin.done", loc), f"{c}:done")], [(t("checkin.cant", loc), f"{c}:cant")]]
+    return t("habit.nudge", loc), keyboard(rows)
+
+
+def done_question(checkin_id: int, loc: str) -> tuple[str, InlineKeyboardMarkup]:
+    """ "Did you do it?", once, when a started session expired without Done."""
+    c = f"ci:{checkin_id}:did"
+    rows = [[(t("habit.did_yes", loc), f"{c}:yes"), (t("habit.did_no", loc), f"{c}:no")]]
+    return t("habit.did_ask", loc), keyboard(rows)
 
 
 def ask_score_text(loc: str, key: str) -> str:
     return f"{t(key, loc)}\n{t('checkin.scale', loc)}"
 
 
-async def drop_buttons(message: Message | None) -> None:
-    """Remove the keyboard of an answered question so old buttons are not pressed again."""
-    if message is None:
+async def drop_rows(message: Message | None, marker: str) -> None:
+    """Remove only the buttons whose data contains ``marker`` (a merged question answered)."""
+    markup = message.reply_markup if message else None
+    if markup is None:
         return
+    rows = [
+        [(b.text, b.callback_data) for b in row if marker not in (b.callback_data or "")]
+        for row in markup.inline_keyboard
+    ]
+    rows = [row for row in rows if row]
     try:
-        await message.edit_reply_markup(None)
-    except BadRequest:  # already without buttons ("message is not modified")
+        await message.edit_reply_markup(keyboard(rows) if rows else None)
+    except BadRequest:
         pass
 
 
@@ -92,6 +180,9 @@ async def on_button(update: Update, context: Ctx) -> None:
         return
     action, value = parts[2], (parts[3] if len(parts) > 3 else "")
     now = context.clock.now()
+    current: Reply | None = None
+    reply: str | None = None
+    text, markup = "", None
     async with transaction(context.sessions) as session:
         user, loaded = await checkins.load_pressed(
             session, checkin_id, update.effective_user.id, now
@@ -99,36 +190,87 @@ async def on_button(update: Update, context: Ctx) -> None:
         if user is None or not user.consented:
             await query.answer(t("checkin.closed", user_locale(user, update)))
             return
-        if action == "nd":
-            outcome = await checkins.record_next_day(session, checkin_id, user, value)
-            text = None
-            if outcome is Outcome.OK:
-                verdict = checkins.morning_verdict(loaded.checkin, value)
-                linked = await checkins.shares_with_therapist(session, user)
-                text = feedback_text.morning_text(verdict, user.language, linked=linked)
-            await answer_next_day(query, user, outcome, text)
-            return
+        habit.note_response(user, now)  # any press ends a silence
         checkin = loaded.checkin
-        if checkin is not None and action == "bar":
+        if action == "nd":
+            outcome, verdict = await checkins.record_next_day(session, checkin_id, user, value)
+            reply = await next_day_reply(session, user, outcome, verdict)
+        elif checkin is not None and action == "bar":
             outcome = checkins.record_barrier(checkin, value)
+        elif checkin is not None and action == "e":  # optional, after the session is recorded
+            outcome = checkins.record_effort(checkin, value, now)
+        elif checkin is not None and action == "did":
+            outcome = checkins.confirm_done(checkin, value == "yes", now)
         elif loaded.outcome is not Outcome.OK:
             outcome = loaded.outcome
         else:
             outcome = await apply(action, value, checkin, user, context, query.message, session)
-        if outcome is not Outcome.OK:
+        if outcome is Outcome.CLOSED and action in STEP_ACTIONS:
+            # An old prompt pressed anyway: answered with what is open now, if anything.
+            current = await open_now(session, user, now)
+        elif outcome is not Outcome.OK:
             await query.answer(t(ANSWER_KEYS[outcome], user.language))
             return
-        if action in ("go", "done"):
-            patients.drop_open_question(user)  # the check-in's score question takes over
-        text, markup = await compose_next(action, checkin, user, context, session)
+        elif action != "nd":
+            if action in ("go", "done", "b"):
+                patients.drop_open_question(user)  # the check-in's score question takes over
+            if action == "a":
+                await checkins.after_completed(session, checkin, user)
+            text, markup = await compose_next(action, checkin, user, context, session)
     # Committed first, then sent: no lock is held over the network, and a failed send never
     # leaves a patient with their buttons gone but nothing recorded. After a pain score the
     # keypad message turns into the next question (one call instead of two; bar B4).
+    if outcome is not Outcome.OK:
+        await answer_with_open(query, user, current)
+        return
+    if action == "nd":
+        await asyncio.gather(query.answer(), drop_rows(query.message, ":nd:"))
+        await query.message.reply_text(reply)
+        return
     if action in ("b", "a"):
         await asyncio.gather(query.answer(), query.message.edit_text(text, reply_markup=markup))
         return
+    if action == "e":  # the explanation stays; only the optional question goes
+        await asyncio.gather(query.answer(text), drop_buttons(query.message))
+        return
     await asyncio.gather(query.answer(), drop_buttons(query.message))
     await query.message.reply_text(text, reply_markup=markup)
+
+
+# Presses that belong to a check-in's steps: on a closed check-in, the open one is offered.
+STEP_ACTIONS = ("go", "b", "snz", "skip", "cant", "done", "a")
+
+
+async def open_now(session, user: User, now) -> Reply | None:
+    """The question the patient's open check-in waits for now (None if nothing is open)."""
+    checkin = await checkins.current_open(session, user, now)
+    if checkin is None:
+        return None
+    return current_question(checkin, user)
+
+
+def current_question(checkin: CheckIn, user: User) -> Reply:
+    loc = user.language
+    c = f"ci:{checkin.id}"
+    if checkin.status == Status.STARTED:
+        return ask_score_text(loc, "checkin.ask_before"), keyboard(score_keypad(f"{c}:b"))
+    if checkin.status == Status.EXERCISING:
+        return next_question("b", checkin, loc, tz=user.timezone)
+    if checkin.status == Status.RATING:
+        return ask_score_text(loc, "checkin.ask_after"), keyboard(score_keypad(f"{c}:a"))
+    kind = SlotKind.WEEKLY if user.absence == habit.WEEKLY else SlotKind.PROMPT
+    return prompt_message(checkin.id, loc, kind=kind, lighter=user.lighter_next)
+
+
+async def answer_with_open(query, user: User, current: Reply | None) -> None:
+    """The pressed message is out of date: its buttons go; what is open now comes below."""
+    loc = user.language
+    if current is None:
+        await asyncio.gather(query.answer(t("checkin.closed", loc)), drop_buttons(query.message))
+        return
+    await asyncio.gather(query.answer(t("habit.old_prompt", loc)), drop_buttons(query.message))
+    text, markup = current
+    await query.message.reply_text(f"{t('habit.open_now', loc)}\n\n{text}", reply_markup=markup)
 
 
 async def apply(action, value, checkin: CheckIn, user: User, context: Ctx, message, session):
@@ -146,19 +288,19 @@ async def apply(action, value, checkin: CheckIn, user: User, context: Ctx, messa
         return checkins.gentle(checkin)
     if action == "done":
         return checkins.done(checkin, now)
-    if action == "e" and value in (*checkins.EFFORTS, "none"):
-        return checkins.complete(checkin, value, user, now)
     return Outcome.WRONG_STEP  # forged or unknown: change nothing
 
 
 async def record_score(action: str, checkin: CheckIn, score: int, user: User, context, session):
     """The pain before or after; the one after is judged against the patient's usual level."""
-    if action == "b":
-        return checkins.record_before(checkin, score)
-    usual = await checkins.usual_level(
-        session, user, context.clock.now(), exclude_checkin=checkin.id
-    )
-    return checkins.record_after(checkin, score, usual=usual)
+    now = context.clock.now()
+    if action == "b":  # from the prompt's keypad too: that starts the session
+        return checkins.record_before(checkin, score, now, context.settings.done_nudge)
+    usual = await checkins.usual_level(session, user, now, exclude_checkin=checkin.id)
+    outcome = checkins.record_after(checkin, score, now, usual=usual)
+    if outcome is Outcome.OK:  # completed: the next-morning question gets its time
+        await checkins.after_completed(session, checkin, user)
+    return outcome
 
 
 def next_question(
@@ -211,14 +353,20 @@ async def compose_next(action, checkin: CheckIn, user: User, context: Ctx, sessi
         pre = feedback.before_session(checkin.pain_before, last_next_morning=last)
         return next_question(action, checkin, loc, pre, user.timezone)
     if action == "a":
-        return next_question(action, checkin, loc)
+        # The personal explanation right after the score; the effort question below it.
+        explanation = await result_text(checkin, user, context, session)
+        question, markup = next_question(action, checkin, loc)
+        return f"{explanation}\n\n{question}", markup
     if action == "gentle":
         rows = [[(t("checkin.done", loc), f"{c}:done")], [(t("checkin.cant", loc), f"{c}:cant")]]
         return t("feedback.gentle_go", loc), keyboard(rows)
     if action == "done":
         return ask_score_text(loc, "checkin.ask_after"), keyboard(score_keypad(f"{c}:a"))
     if action == "e":
-        return await result_text(checkin, user, context, session), None
+        return t("habit.effort_thanks", loc), None
+    if action == "did":
+        done = checkin.status == Status.COMPLETED
+        return t("habit.did_recorded" if done else "habit.did_not", loc), None
     situation = checkins.BARRIER_SITUATION[checkin.barrier]  # action == "bar"
     tip = await education.pick_tip(
         session, user.id, situation, rng=context.bot_data.rng, now=context.clock.now()
@@ -271,21 +419,22 @@ async def result_text(checkin: CheckIn, user: User, context: Ctx, session) -> st
     return "\n\n".join(lines)
 
 
-async def answer_next_day(query, user: User, outcome: Outcome, text: str | None) -> None:
-    loc = user.language
-    if outcome is not Outcome.OK or text is None:
-        await query.answer(t(ANSWER_KEYS.get(outcome, "checkin.closed"), loc))
-        return
-    await query.answer()
-    await drop_buttons(query.message)
-    await query.message.reply_text(text)
+async def next_day_reply(session, user: User, outcome: Outcome, verdict) -> str | None:
+    """What the next-morning answer means, said back (None: not recorded): the clinical
+    rules' verdict, in issue 13's words."""
+    if outcome is not Outcome.OK or verdict is None:
+        return None
+    linked = await checkins.shares_with_therapist(session, user)
+    return feedback_text.morning_text(verdict, user.language, linked=linked)
+
+
+def next_day_rows(checkin_id: int, loc: str) -> list[list[Button]]:
+    c = f"ci:{checkin_id}:nd"
+    return [[(t(f"checkin.next_day_{a}", loc), f"{c}:{a}") for a in checkins.NEXT_DAY_ANSWERS]]
 
 
 def next_day_markup(checkin_id: int, loc: str) -> InlineKeyboardMarkup:
-    c = f"ci:{checkin_id}:nd"
-    return keyboard(
-        [[(t(f"checkin.next_day_{a}", loc), f"{c}:{a}") for a in checkins.NEXT_DAY_ANSWERS]]
-    )
+    return keyboard(next_day_rows(checkin_id, loc))
 
 
 async def on_typed_score(update: Update, context: Ctx, session, user: User) -> bool:
@@ -294,11 +443,13 @@ async def on_typed_score(update: Update, context: Ctx, session, user: User) -> b
     if checkin is None:
         return False
     loc = user.language
-    action = "b" if checkin.status == checkins.Status.STARTED else "a"
+    action = "a" if checkin.status == Status.RATING else "b"
     message = update.effective_message
     try:
         score = parse_score(message.text or "")
     except ValueError as exc:
+        if checkin.status in checkins.PROMPT_STATUSES:
+            return False  # only a number starts a session from the prompt; other text: a hint
         key = "checkin.ask_before" if action == "b" else "checkin.ask_after"
         lead = t(f"checkin.error_score_{exc}", loc)
         if safety.needs_safety_net(message.text):  # a worried question, not a typo
@@ -385,10 +536,10 @@ async def log_command(update: Update, context: Ctx) -> None:
             session, user, context.clock.now(), context.settings.checkin_expiry
         )
         loc = user.language
-        await update.effective_message.reply_text(
-            f"{t('log.intro', loc)}\n\n{ask_score_text(loc, 'checkin.ask_before')}",
-            reply_markup=keyboard(score_keypad(f"ci:{checkin.id}:b")),
-        )
+        text = f"{t('log.intro', loc)}\n\n{ask_score_text(loc, 'checkin.ask_before')}"
+        markup = keyboard(score_keypad(f"ci:{checkin.id}:b"))
+    # After the commit: a keypad pressed at once must find its check-in.
+    await update.effective_message.reply_text(text, reply_markup=markup)
 
 
 def register_text_routes() -> None:

@@ -101,6 +101,13 @@ def patient_block(
         # Reasons for skipping are information; only repeated pain or worry is a flag.
         lines.append(t("therapist.digest_barriers", loc, list=_barrier_list(p, loc)))
     lines.extend(_flag_line(flag, p, loc) for flag in flags)
+    if p.away is not None:  # issue 14: days without any answer, and the way back
+        start = day_month(p.away.start.date(), loc)
+        if p.away.end is None:
+            lines.append(t("habit.digest_away_open", loc, start=start))
+        else:
+            end = day_month(p.away.end.date(), loc)
+            lines.append(t("habit.digest_away_back", loc, start=start, end=end))
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ from bot.db.session import transaction
 from bot.handlers import feedback_text, setup
 from bot.handlers.ui import keyboard, telegram_locale, user_locale
 from bot.i18n import t
-from bot.services import checkins, onboarding, patients, safety
+from bot.services import checkins, habit, onboarding, patients, safety
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ async def on_text(update: Update, context: Ctx) -> None:
 async def _on_text(update: Update, context: Ctx) -> None:
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
+        if user is not None and user.consented:
+            habit.note_response(user, context.clock.now())  # any message ends a silence
         state = (user.conv_state or "") if user else ""
         if route := OPEN_TEXT_ROUTES.get(state.partition(":")[0]):
             await route(update, context, session, user)

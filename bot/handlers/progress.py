@@ -8,7 +8,7 @@ old, repeated or forged button erases nothing.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 
 from telegram import Update
 
@@ -19,7 +19,7 @@ from bot.db.session import transaction
 from bot.handlers.checkin import drop_buttons
 from bot.handlers.ui import keyboard, require_consent, telegram_locale, user_locale
 from bot.i18n import t
-from bot.services import export, feedback, patients, programmes, therapists, workspace
+from bot.services import export, feedback, habit, patients, programmes, therapists, workspace
 from bot.services.progress import Progress, compute_progress
 from bot.workers import run_cpu
 
@@ -101,6 +101,21 @@ def summary_lines(progress: Progress, loc: str) -> list[str]:
     return lines
 
 
+def away_lines(absences: list, user, loc: str) -> list[str]:
+    """Times away in the weeks shown (issue 14): the come-back offer to the return."""
+    zi = patients.zone_of(user)
+    lines = []
+    for a in absences:
+        start = short_date(a.start.astimezone(zi).date(), loc)
+        if a.end is None:
+            line = t("habit.away_open", loc, start=start)
+        else:
+            end = short_date(a.end.astimezone(zi).date(), loc)
+            line = t("habit.away_line", loc, start=start, end=end)
+        lines.append(line + (t("habit.weekly_mark", loc) if a.weekly else ""))
+    return ["", *lines] if lines else []
+
+
 # --- Handlers ----------------------------------------------------------------------------------
 
 PROGRAMME_CHANGES_SHOWN = 3
@@ -115,8 +130,10 @@ async def progress_command(update: Update, context: Ctx) -> None:
         loc = user.language
         progress = await compute_progress(session, user, context.clock.now())
         history = await programmes.changes(session, user.id, limit=PROGRAMME_CHANGES_SHOWN)
+        since = datetime.combine(progress.weeks[0].start, time(0), patients.zone_of(user))
+        away = away_lines(await habit.absences(session, user.id, since), user, loc)
     message = update.effective_message
-    text = "\n".join(summary_lines(progress, loc))
+    text = "\n".join(summary_lines(progress, loc) + away)
     if history:  # the exercise programme's latest changes and their reasons (issue 17)
         from bot.handlers.plan import history_text
 
@@ -125,7 +142,9 @@ async def progress_command(update: Update, context: Ctx) -> None:
     if progress.has_data:
         # CPU-bound: off the event loop, so other patients are not kept waiting.
         png = await run_cpu(render_progress_chart, progress, loc)
-        caption = t("progress.chart.caption", loc, weeks=len(progress.weeks))
+        weeks = len(progress.weeks)  # only weeks since the patient started
+        key = "progress.chart.caption" if weeks > 1 else "habit.chart_caption_one"
+        caption = t(key, loc, weeks=weeks)
         await message.reply_photo(png, caption=caption, filename="progress.png")
 
 

@@ -9,7 +9,7 @@ from telegram import Update
 from bot.context import Ctx
 from bot.db.session import transaction
 from bot.handlers import feedback_text, setup
-from bot.handlers.ui import keyboard, next_reminder_line, user_locale
+from bot.handlers.ui import drop_buttons, keyboard, next_reminder_line, user_locale
 from bot.i18n import SUPPORTED_LOCALES, t
 from bot.services import onboarding, patients, reminders
 from bot.services.onboarding import Step
@@ -65,7 +65,8 @@ async def language(update: Update, context: Ctx) -> None:
     tg = update.effective_user
     async with transaction(context.sessions) as session:
         user, _ = await patients.ensure_user(session, tg.id, tg.language_code)
-        rows = [[(t(f"common.language_name.{c}", c), f"lang:{c}") for c in SUPPORTED_LOCALES]]
+        # ":any": works at any time, unlike the setup step's row (only at its own step).
+        rows = [[(t(f"common.language_name.{c}", c), f"lang:{c}:any") for c in SUPPORTED_LOCALES]]
         await update.effective_message.reply_text(
             t("setup.ask_language", user.language), reply_markup=keyboard(rows)
         )
@@ -190,6 +191,7 @@ async def on_pause_button(update: Update, context: Ctx) -> None:
             return
         days = int(value)
         until = patients.local_today(user, now) + timedelta(days=days - 1) if days else None
+        await drop_buttons(query.message)  # answered: the other lengths go
         await do_pause(query.message, session, user, now, until)
 
 

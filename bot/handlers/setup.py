@@ -18,6 +18,7 @@ from bot.handlers.menus import refresh_chat_menu
 from bot.handlers.ui import (
     Button,
     chunk,
+    drop_buttons,
     keyboard,
     next_reminder_line,
     parse_int,
@@ -181,6 +182,7 @@ async def on_button(update: Update, context: Ctx) -> None:
     """A setup button (lang:, tz:, time:, days:, day:) pressed: apply it if it fits the step."""
     query = update.callback_query
     kind, _, value = (query.data or "").partition(":")
+    value, _, scope = value.partition(":")
     now = context.clock.now()
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
@@ -192,8 +194,12 @@ async def on_button(update: Update, context: Ctx) -> None:
             "days": Step.DAYS,
             "day": Step.CUSTOM_DAYS,
         }[kind]
-        # A language button works any time (/language); the others only at their own step.
-        if user is None or (kind != "lang" and (pos is None or pos.step != expected)):
+        # /language's buttons (scope "any") work any time; a step's buttons only at that step
+        # (an old setup language row must not change the language later).
+        anytime = kind == "lang" and (
+            scope == "any" or value == "?" or user is None or not user.consented
+        )
+        if user is None or (not anytime and (pos is None or pos.step != expected)):
             await query.answer(t("setup.stale_button", user_locale(user, update)))
             if user and pos:
                 await ask(query.message, user, pos, now)
@@ -201,7 +207,8 @@ async def on_button(update: Update, context: Ctx) -> None:
         if kind == "lang" and value == "?":  # [Change language]: the choice, any time
             await query.answer()
             await query.message.reply_text(
-                t("setup.ask_language", user.language), reply_markup=keyboard(language_rows())
+                t("setup.ask_language", user.language),
+                reply_markup=keyboard(language_rows("any")),
             )
             return
         if kind == "lang" and user.consent_at is None and value in SUPPORTED_LOCALES:
@@ -217,6 +224,7 @@ async def on_button(update: Update, context: Ctx) -> None:
             adv = await apply_button(session, user, kind, value, now, query.message)
             await query.answer()
             if adv is not None:
+                await drop_buttons(query.message)  # answered: its buttons go
                 await after_advance(query.message, session, user, adv, context)
             language_changed = user.language != old_language or kind == "lang"
     if language_changed:  # after the commit: the menu follows the language chosen here
@@ -231,9 +239,15 @@ async def menu_follows_language(context: Ctx, user: User, app_language: str | No
         await refresh_chat_menu(context.bot, user, app_language=app_language)
 
 
-def language_rows() -> list[list[Button]]:
+def language_rows(scope: str = "") -> list[list[Button]]:
+    """The languages; ``scope`` "any" for buttons that work at any time ([Change language]),
+    none for the setup step's (stale once that step is answered)."""
+    tail = f":{scope}" if scope else ""
     return [
-        [(t(f"common.language_name.{code}", code), f"lang:{code}") for code in SUPPORTED_LOCALES]
+        [
+            (t(f"common.language_name.{code}", code), f"lang:{code}{tail}")
+            for code in SUPPORTED_LOCALES
+        ]
     ]
 
 

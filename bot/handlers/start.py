@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import html
+from datetime import timedelta
 
 from telegram import Update
 
 from bot.context import Ctx
 from bot.db.session import transaction
+from bot.handlers import habit as habit_view
 from bot.handlers import setup, therapist
 from bot.handlers.ui import keyboard, language_known, user_locale
 from bot.i18n import t
-from bot.services import onboarding, patients
+from bot.services import habit, onboarding, patients
 
 
 async def start(update: Update, context: Ctx) -> None:
@@ -46,6 +48,13 @@ async def start(update: Update, context: Ctx) -> None:
             await setup.ask(update.effective_message, user, pos, now)
             return
         onboarding.cancel(user)
+        absence_after = timedelta(days=context.settings.absence_after_days)
+        away = habit_view.was_away(user, now, absence_after)
+        habit.note_response(user, now, "start")
+        if away:  # acknowledged, with the come-back choices instead of the settings list
+            text, markup = habit_view.welcome_back(name, loc)
+            await update.effective_message.reply_text(text, reply_markup=markup)
+            return
         body = await setup.summary(session, user, now)
         await update.effective_message.reply_text(
             f"{t('start.welcome_back', loc, name=name)}\n\n{body}"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
 
 from bot import l10n
 from bot.db.models import User
 from bot.i18n import normalize_locale, t, telegram_language_supported
-from bot.services import patients
+from bot.services import habit, patients
 
 Button = tuple[str, str]  # (label, callback data)
 
@@ -39,6 +40,16 @@ def keyboard(rows: Iterable[Sequence[Button]]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
     )
+
+
+async def drop_buttons(message: Message | None) -> None:
+    """Remove the keyboard of an answered question so old buttons are not pressed again."""
+    if message is None:
+        return
+    try:
+        await message.edit_reply_markup(None)
+    except BadRequest:  # already without buttons ("message is not modified")
+        pass
 
 
 def chunk(buttons: Sequence[Button], per_row: int) -> list[list[Button]]:
@@ -87,4 +98,7 @@ async def require_consent(update: Update, session) -> User | None:
             t("settings.need_start", user_locale(user, update))
         )
         return None
+    # A command is a message too: it ends a silence (the message's own time: no clock here).
+    when = update.effective_message.date if update.effective_message else None
+    habit.note_response(user, when or datetime.now(UTC))
     return user

@@ -23,7 +23,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db.session import SessionFactory, transaction
-from bot.handlers.checkin import next_day_markup, prompt_markup, prompt_text
+from bot.handlers.checkin import done_question, next_day_markup, nudge_message, prompt_message
 from bot.handlers.plan import prompt_programme
 from bot.i18n import t
 from bot.services import checkins, programmes, reminders
@@ -48,6 +48,9 @@ class TickReport:
     expired: int = 0
     missed: int = 0
     next_day: int = 0
+    nudged: int = 0
+    done_asked: int = 0
+    cleaned: int = 0
     errors: list[str] = field(default_factory=list)
 
     def as_log(self) -> str:
@@ -137,7 +140,7 @@ class Dispatcher:
             claimed = await self._round(report)
             if claimed < self.batch or report.failed + report.blocked > failed_before:
                 break
-        if report.sent or report.next_day or report.failed or report.blocked:
+        if report.sent or report.next_day or report.failed or report.blocked or report.nudged:
             log.info("tick %s", report.as_log())
         return report
 
@@ -152,10 +155,21 @@ class Dispatcher:
                 grace=self.settings.reminder_grace,
                 expiry=self.settings.checkin_expiry,
                 lease=timedelta(seconds=self.settings.prompt_lease_seconds),
+                absence_after=timedelta(days=self.settings.absence_after_days),
+                weekly_after=timedelta(days=self.settings.weekly_after_days),
             )
             questions = await checkins.claim_next_day(session, now, limit=self.batch)
             # Today's programme of every patient prompted, in one query for the batch.
             steps = await programmes.steps_for(session, (p.user_id for p in claim.prompts))
+        # A next-morning question due with that day's prompt goes in the prompt itself.
+        prompted = {p.user_id: p for p in claim.prompts if p.kind != "comeback"}
+        separate = []
+        for q in questions:
+            if q.user_id in prompted and prompted[q.user_id].next_day_id is None:
+                prompted[q.user_id].next_day_id = q.checkin_id
+                report.next_day += 1
+            else:
+                separate.append(q)
         report.expired += len(claim.expired_ids)
         report.missed += len(claim.missed_ids)
         deliveries = DeliveryLog(self.sessions, self.clock, on_flush=self.on_progress)
@@ -168,8 +182,16 @@ class Dispatcher:
             results = await asyncio.gather(*sends, return_exceptions=True)
         finally:
             await deliveries.flush()
+        # Old prompts lose their buttons once the new one is out (one live prompt at a time).
         results += await asyncio.gather(
-            *(self._send_question(q, report) for q in questions), return_exceptions=True
+            *(self._cleanup(note, report) for note in claim.cleanups),
+            *(self._send_nudge(n, report) for n in claim.nudges),
+            *(
+                self._send_note(n, done_question, report, "done_asked")
+                for n in claim.done_questions
+            ),
+            *(self._send_question(q, report) for q in separate),
+            return_exceptions=True,
         )
         for error in (r for r in results if isinstance(r, BaseException)):
             log.error("dispatcher send failed", exc_info=error)
@@ -188,12 +210,18 @@ class Dispatcher:
         async with self._gate:
             if self.stopping:  # shutting down: the claim's lease sends it again
                 return
+            text, markup = prompt_message(
+                prompt.checkin_id,
+                loc,
+                again=prompt.after_snooze,
+                kind=prompt.kind,
+                lighter=prompt.lighter,
+                next_day_id=prompt.next_day_id,
+                programme=programme,
+            )
             try:
                 message = await self.bot.send_message(
-                    prompt.telegram_id,
-                    prompt_text(loc, again=prompt.after_snooze, programme=programme),
-                    reply_markup=prompt_markup(prompt.checkin_id, loc, how=bool(programme)),
-                    **self._bulk,
+                    prompt.telegram_id, text, reply_markup=markup, **self._bulk
                 )
             except (Forbidden, BadRequest) as exc:
                 if not _unreachable(exc):  # e.g. a broken translation: fix it, then it retries
@@ -237,6 +265,45 @@ class Dispatcher:
                 report.next_day += 1
             except TelegramError as exc:
                 log.info("next-day question %s not sent: %s", question.checkin_id, exc)
+
+    async def _cleanup(self, note: reminders.ChatNote, report: TickReport) -> None:
+        """Remove an old prompt's buttons; one try (a message already edited or deleted is
+        fine: a press on it is still answered politely)."""
+        async with self._gate:
+            try:
+                await self.bot.edit_message_reply_markup(
+                    note.telegram_id, note.message_id, reply_markup=None, **self._bulk
+                )
+                report.cleaned += 1
+            except TelegramError as exc:
+                log.info("buttons of check-in %s not removed: %s", note.checkin_id, exc)
+
+    async def _send_nudge(self, note: reminders.ChatNote, report: TickReport) -> None:
+        """ "Finished? Tap Done": it takes over the session's buttons, so one message with a
+        Done button stays live (and expiry removes that one)."""
+        message = await self._send_note(note, nudge_message, report, "nudged")
+        if message is None:
+            return
+        async with transaction(self.sessions) as session:
+            moved = await reminders.move_prompt_message(
+                session, note.checkin_id, message.message_id, self.clock.now()
+            )
+        if moved and note.message_id is not None:
+            await self._cleanup(note, report)
+
+    async def _send_note(self, note: reminders.ChatNote, compose, report: TickReport, count: str):
+        """A nudge or "Did you do it?": claimed once in the database, one try."""
+        text, markup = compose(note.checkin_id, note.language)
+        async with self._gate:
+            try:
+                message = await self.bot.send_message(
+                    note.telegram_id, text, reply_markup=markup, **self._bulk
+                )
+                setattr(report, count, getattr(report, count) + 1)
+                return message
+            except TelegramError as exc:
+                log.info("%s for check-in %s not sent: %s", count, note.checkin_id, exc)
+                return None
 
 
 def _unreachable(exc: Exception) -> bool:

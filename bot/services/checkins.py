@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import CheckIn, PainScore, TherapistLink, User
-from bot.services import feedback, patients
+from bot.services import feedback, habit, patients
 from bot.services.education import Situation
 from bot.services.reminders import OPEN_STATUSES, Status
 from bot.services.therapists import ACTIVE_LINK
@@ -113,11 +113,28 @@ def start(checkin: CheckIn, now: datetime) -> Outcome:
     return outcome
 
 
-def record_before(checkin: CheckIn, score: int) -> Outcome:
-    outcome = _step(checkin, (Status.STARTED,), done_if=checkin.pain_before == score)
+# A prompt out and not yet answered: its keypad asks the pain before.
+PROMPT_STATUSES = (Status.PENDING, Status.PROMPTED, Status.SNOOZED)
+# The prompt carries the pain-before keypad: a score pressed there starts the session too.
+BEFORE_FROM = (Status.PENDING, Status.PROMPTED, Status.SNOOZED, Status.STARTED)
+
+
+def record_before(
+    checkin: CheckIn,
+    score: int,
+    now: datetime | None = None,
+    nudge_after: timedelta | None = None,
+) -> Outcome:
+    """Pain before: from the prompt (starting the session) or after Start / /log. With
+    ``nudge_after``, "Finished? Tap Done" is due that long after."""
+    outcome = _step(checkin, BEFORE_FROM, done_if=checkin.pain_before == score)
     if outcome is Outcome.OK:
+        if checkin.status != Status.STARTED and now is not None:
+            start(checkin, now)
         checkin.pain_before = score
         checkin.status = Status.EXERCISING
+        if now is not None and nudge_after is not None:
+            checkin.nudge_due_at = now + nudge_after
     return outcome
 
 
@@ -126,20 +143,69 @@ def done(checkin: CheckIn, now: datetime) -> Outcome:
     if outcome is Outcome.OK:
         checkin.done_at = now
         checkin.status = Status.RATING
+        checkin.nudge_due_at = None
     return outcome
 
 
-def record_after(checkin: CheckIn, score: int, *, usual: float | None = None) -> Outcome:
-    """The pain after; ``usual`` is the patient's usual level (``usual_level``), which the
-    clinical rules need to tell an acceptable rise from too much."""
+def record_after(
+    checkin: CheckIn, score: int, now: datetime | None = None, *, usual: float | None = None
+) -> Outcome:
+    """Pain after: the session is recorded as completed at once (the effort question that
+    follows is optional and never blocks). Call ``after_completed`` next (next morning).
+    ``usual`` is the patient's usual level (``usual_level``), which the clinical rules need
+    to tell an acceptable rise from too much."""
     outcome = _step(checkin, (Status.RATING,), done_if=checkin.pain_after == score)
     if outcome is Outcome.OK:
         checkin.pain_after = score
         checkin.flagged = (
             assessment(checkin, usual).flag if checkin.pain_before is not None else False
         )
-        checkin.status = Status.EFFORT
+        checkin.status = Status.COMPLETED
+        checkin.completed_at = now or checkin.done_at
+        checkin.nudge_due_at = None
     return outcome
+
+
+async def after_completed(session: AsyncSession, checkin: CheckIn, user: User) -> None:
+    """A session was just completed: its next-morning question is due at the patient's
+    first reminder of the next day (or 09:00), and only the day's latest session is asked
+    about; a "go lighter" suggestion has been used."""
+    if checkin.completed_at is None:
+        return
+    checkin.next_day_due_at = await habit.next_morning_at(session, user, checkin.completed_at)
+    await habit.only_latest_of_day(session, checkin, user)
+    user.lighter_next = False
+
+
+def record_effort(checkin: CheckIn, effort: str, now: datetime) -> Outcome:
+    """The optional effort, answered once after the pain after (or skipped with "none")."""
+    if effort not in (*EFFORTS, "none"):
+        return Outcome.WRONG_STEP
+    if checkin.status == Status.EFFORT:  # a check-in from before the effort became optional
+        checkin.status, checkin.completed_at = Status.COMPLETED, now
+    elif checkin.status != Status.COMPLETED or checkin.pain_after is None:
+        return Outcome.CLOSED
+    elif checkin.effort is not None:
+        return Outcome.DUPLICATE
+    checkin.effort = effort if effort in EFFORTS else None
+    return Outcome.OK
+
+
+def confirm_done(checkin: CheckIn, did: bool, now: datetime) -> Outcome:
+    """The answer to "Did you do it?" (asked once when a started session expired): yes
+    records it as completed (it counts for the streak); no leaves it missed."""
+    if checkin.done_asked_at is None:
+        return Outcome.CLOSED
+    if checkin.status == Status.COMPLETED:
+        return Outcome.DUPLICATE
+    if checkin.status != Status.MISSED:
+        return Outcome.CLOSED
+    if did:
+        checkin.status = Status.COMPLETED
+        checkin.completed_at = now
+    else:
+        checkin.done_asked_at = None  # answered: the buttons mean nothing any more
+    return Outcome.OK
 
 
 def assessment(checkin: CheckIn, usual: float | None) -> feedback.Assessment:
@@ -255,23 +321,33 @@ def snooze(checkin: CheckIn, minutes: int, now: datetime) -> Outcome:
     return outcome
 
 
+# A session in one of these is under way: no next-morning question in the middle of it.
+UNDER_WAY = (Status.STARTED, Status.EXERCISING, Status.RATING)
+# Asked about yesterday: a question put off by a session under way waits this long at a time.
+NEXT_DAY_RETRY = timedelta(minutes=30)
+
+
 async def record_next_day(
     session: AsyncSession, checkin_id: int, user: User, answer: str
-) -> Outcome:
-    """better / same / worse, the morning after: once per completed check-in."""
+) -> tuple[Outcome, object | None]:
+    """better / same / worse, the morning after: once per completed check-in. The answer's
+    verdict (``feedback.next_morning_verdict``) flags the session for the therapist and makes
+    the next check-in suggest a lighter version when that is what it says."""
     checkin = await session.scalar(
         select(CheckIn).where(CheckIn.id == checkin_id, CheckIn.user_id == user.id)
     )
     if checkin is None or checkin.status != Status.COMPLETED or answer not in NEXT_DAY_ANSWERS:
-        return Outcome.CLOSED
+        return Outcome.CLOSED, None
     if checkin.next_day_asked_at is None:
-        return Outcome.WRONG_STEP
+        return Outcome.WRONG_STEP, None
     if checkin.next_day_response is not None:
-        return Outcome.DUPLICATE
+        return Outcome.DUPLICATE, None
     checkin.next_day_response = answer
-    if morning_verdict(checkin, answer).flag:  # e.g. a rise of 3+ and a worse morning
+    verdict = morning_verdict(checkin, answer)
+    if verdict.flag:  # e.g. a rise of 3+ and a worse morning
         checkin.flagged = True
-    return Outcome.OK
+    user.lighter_next = bool(verdict.lighter_next_time)
+    return Outcome.OK, verdict
 
 
 async def begin_log(session: AsyncSession, user: User, now: datetime, expiry: timedelta) -> CheckIn:
@@ -290,12 +366,13 @@ async def begin_log(session: AsyncSession, user: User, now: datetime, expiry: ti
 
 
 async def waiting_for_score(session: AsyncSession, user: User, now: datetime) -> CheckIn | None:
-    """The patient's open check-in that waits for a typed pain score, if any (newest first)."""
+    """The patient's open check-in that waits for a typed pain score, if any (newest first):
+    a question for the pain before or after, or a prompt (its keypad asks the pain before)."""
     return await session.scalar(
         select(CheckIn)
         .where(
             CheckIn.user_id == user.id,
-            CheckIn.status.in_((Status.STARTED, Status.RATING)),
+            CheckIn.status.in_((Status.STARTED, Status.RATING, *PROMPT_STATUSES)),
             (CheckIn.expires_at.is_(None)) | (CheckIn.expires_at > now),
         )
         .order_by(CheckIn.id.desc())
@@ -325,6 +402,7 @@ class NextDayQuestion:
     checkin_id: int
     telegram_id: int
     language: str
+    user_id: int = 0
 
 
 async def claim_next_day(
@@ -333,7 +411,9 @@ async def claim_next_day(
     """Completed check-ins whose next-morning question is due; each is claimed exactly once.
 
     A question more than ``late`` overdue (the bot was down) is dropped: asking about
-    "yesterday" days later would mislead. Blocked or paused patients are not asked.
+    "yesterday" days later would mislead. Blocked or paused patients are not asked. Never
+    while a session is under way: the question waits ``NEXT_DAY_RETRY`` (the same local day
+    only). The dispatcher merges a question into a prompt claimed in the same tick.
     """
     rows = (
         await session.execute(
@@ -345,14 +425,30 @@ async def claim_next_day(
             .with_for_update(skip_locked=True, of=CheckIn)
         )
     ).all()
+    busy: set[int] = set()
+    if rows:
+        busy = set(
+            await session.scalars(
+                select(CheckIn.user_id).where(
+                    CheckIn.user_id.in_({u.id for _, u in rows}),
+                    CheckIn.status.in_(UNDER_WAY),
+                    (CheckIn.expires_at.is_(None)) | (CheckIn.expires_at > now),
+                )
+            )
+        )
     questions = []
     for checkin, user in rows:
         due = checkin.next_day_due_at
         checkin.next_day_due_at = None
         if now - due > late or not user.active or patients.is_paused(user, now):
             continue
+        if user.id in busy:
+            later = now + NEXT_DAY_RETRY
+            if patients.local_today(user, later) == patients.local_today(user, due):
+                checkin.next_day_due_at = later
+            continue
         checkin.next_day_asked_at = now
-        questions.append(NextDayQuestion(checkin.id, user.telegram_id, user.language))
+        questions.append(NextDayQuestion(checkin.id, user.telegram_id, user.language, user.id))
     await session.flush()
     return questions
 
@@ -373,6 +469,21 @@ async def open_prompt(session: AsyncSession, user: User, now: datetime) -> Check
             CheckIn.user_id == user.id,
             CheckIn.kind == "prompt",
             CheckIn.status.in_((Status.PENDING, Status.PROMPTED, Status.SNOOZED)),
+            (CheckIn.expires_at.is_(None)) | (CheckIn.expires_at > now),
+        )
+        .order_by(CheckIn.id.desc())
+        .limit(1)
+    )
+
+
+async def current_open(session: AsyncSession, user: User, now: datetime) -> CheckIn | None:
+    """The patient's newest open check-in that is not expired (what an old prompt's press is
+    answered with), or None."""
+    return await session.scalar(
+        select(CheckIn)
+        .where(
+            CheckIn.user_id == user.id,
+            CheckIn.status.in_(OPEN_STATUSES - {Status.EFFORT}),
             (CheckIn.expires_at.is_(None)) | (CheckIn.expires_at > now),
         )
         .order_by(CheckIn.id.desc())

@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import CheckIn, DigestSent, PainScore, Therapist, TherapistLink, User
-from bot.services import feedback
+from bot.services import feedback, habit
 from bot.services.checkins import BARRIERS, NEXT_DAY_ANSWERS
 from bot.services.reminders import Status
 from bot.services.schedule_rules import next_occurrence, parse_hhmm, wall_clock_instant, zone
@@ -182,6 +182,8 @@ class PatientWeek:
     rest_last: dict[int, datetime] = field(default_factory=dict)  # score -> latest in the week
     recent_planned: int = 0  # prompt check-ins of this week and the one before
     recent_done: int = 0
+    # Issue 14: the latest time away (come-back offer to return) open or ended in the week.
+    away: habit.Absence | None = None
     earlier_planned: int = 0  # ... and of the two weeks before those
     earlier_done: int = 0
     # When the patient gave consent (joined the bot): a week that ended before it is not theirs.
@@ -299,6 +301,11 @@ async def compute(
         await _score_stats(session, chunk, period, stats)
         await _resting_levels(session, chunk, period, stats)
         await _inactivity(session, chunk, period, stats)
+        for patient_id, absences in (
+            await habit.absence_summary(session, chunk, period.start)
+        ).items():
+            if absences[-1].start < period.end:
+                stats[patient_id].away = absences[-1]
     by_therapist: dict[int, list[PatientWeek]] = defaultdict(list)
     for row in links:
         by_therapist[row.therapist_id].append(

@@ -59,6 +59,9 @@ def drop_open_question(user: User) -> None:
 
 
 def pause(user: User, now: datetime, until: date | None) -> None:
+    from bot.services import habit  # noqa: PLC0415 - habit reads users; no cycle at import
+
+    habit.note_response(user, now, "pause")  # choosing a pause is an answer, not silence
     user.paused_at = now
     user.paused_until = until
 

@@ -296,6 +296,16 @@ def remaining_slots(
 # ---------------------------------------------------------------------------------------------
 
 
+def started_on(user: User, zi: ZoneInfo, record_days: Iterable[date]) -> date | None:
+    """The patient's first local day with the bot: setup done (or consent), or an older
+    record."""
+    days = list(record_days)
+    began = user.setup_done_at or user.consent_at
+    if began is not None:
+        days.append(began.astimezone(zi).date())
+    return min(days) if days else None
+
+
 def _midnight(day: date, zi: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zi)
 
@@ -345,6 +355,12 @@ async def compute_progress(
         )
     ).all()
 
+    # Never weeks before the patient started ("0 of 0"): from the week of their setup (or
+    # their first record, if older, e.g. data brought over), in text, chart and PDF alike.
+    first_day = started_on(user, zi, [c.day for c in checkins] + [sc.at.date() for sc in scores])
+    if first_day is not None:
+        mondays = [m for m in mondays if m >= week_start(first_day)] or [this_monday]
+        window_start = _midnight(mondays[0], zi)
     left = remaining_slots(
         schedules, tz, _midnight(this_monday, zi), week_end, lambda d: is_eligible(user, d)
     )

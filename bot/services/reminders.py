@@ -20,11 +20,13 @@ lease; once the lease runs out the next tick (on any replica) claims it again.
 
 Check-in life cycle (``CheckIn.status``)::
 
-    pending -> prompted -> started -> exercising -> rating -> effort -> completed
-       |          |  ^                              (steps: bot/services/checkins.py)
-       |          v  |
+    pending -> prompted -> [started] -> exercising -> rating -> completed (-> effort, optional)
+       |          |  ^       (the prompt's keypad: pain before starts the session directly;
+       |          v  |        steps: bot/services/checkins.py)
        |        snoozed --(snooze_until)--> pending
-       +-> undeliverable (403)      open --(expires_at)--> missed (effort -> completed)
+       +-> undeliverable (403)      open --(expires_at)--> missed (effort -> completed;
+                                     exercising/rating: "Did you do it?" -> yes: completed)
+    prompted/snoozed --(a newer prompt for the patient)--> missed (its buttons removed)
     pending/prompted/snoozed/started/exercising --(skip)--> skipped
 
 The patient's own steps (start, snooze, skip, scores) live in ``bot.services.checkins``;
@@ -46,7 +48,8 @@ from sqlalchemy import Row, bindparam, case, delete, func, literal_column, or_, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import CheckIn, Schedule, User
+from bot.db.models import CheckIn, HabitEvent, Schedule, User
+from bot.services import habit
 from bot.services.schedule_rules import next_occurrence, parse_hhmm, zone
 
 log = logging.getLogger(__name__)
@@ -192,6 +195,20 @@ class Prompt:
     due_at: datetime
     attempt: int  # 1 on the first try (and on a snooze coming back), +1 per re-claim
     after_snooze: bool = False  # a snoozed check-in come due again (word it as a reminder)
+    # habit.SlotKind: the regular prompt, the come-back offer, or a weekly reminder.
+    kind: str = habit.SlotKind.PROMPT
+    lighter: bool = False  # the last next-morning answer was "worse": suggest a lighter version
+    next_day_id: int | None = None  # a next-morning question merged into this prompt
+
+
+@dataclass(slots=True)
+class ChatNote:
+    """A message to a patient about one check-in: a nudge, a question, or a keyboard to remove."""
+
+    checkin_id: int
+    telegram_id: int
+    language: str
+    message_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -208,6 +225,13 @@ class ClaimResult:
     prompts: list[Prompt] = field(default_factory=list)
     expired_ids: list[int] = field(default_factory=list)
     missed_ids: list[int] = field(default_factory=list)
+    # Prompts and session messages whose buttons must go (expired, or replaced by a newer
+    # prompt): edited after the commit, at most once.
+    cleanups: list[ChatNote] = field(default_factory=list)
+    # Started sessions that expired without Done: ask "Did you do it?" once.
+    done_questions: list[ChatNote] = field(default_factory=list)
+    # Sessions started a while ago without Done: "Finished? Tap Done", once.
+    nudges: list[ChatNote] = field(default_factory=list)
 
 
 def _aware(now: datetime) -> datetime:
@@ -240,6 +264,8 @@ async def claim_due(
     expiry: timedelta,
     lease: timedelta = timedelta(seconds=60),
     max_attempts: int = 5,
+    absence_after: timedelta = timedelta(days=3),
+    weekly_after: timedelta = timedelta(days=7),
 ) -> ClaimResult:
     """One tick's database work, inside the caller's transaction; returns a ``ClaimResult``.
 
@@ -267,18 +293,40 @@ async def claim_due(
         and ``send_attempts = 1``, returned as a ``Prompt`` with ``after_snooze=True``
         (``missed`` instead if the patient is no longer eligible). ``expires_at`` is kept.
 
-    Each of (a), (b), (c), (d) handles at most ``limit`` rows; the rest wait for the next tick.
+    The habit over weeks (bot/services/habit.py):
+
+    (d) also: an expired prompt nobody answered counts as silence (``users.silent_*``); a
+        started session (pain before given, no Done or no pain after) is marked
+        ``done_asked_at`` and returned in ``done_questions`` ("Did you do it?"); every
+        expired message with buttons is returned in ``cleanups``.
+    (a) also: ``habit.decide`` turns a slot into the regular prompt, the come-back offer, a
+        weekly reminder, or nothing (recorded as missed); only the newest slot of a patient
+        in one claim is sent; a new prompt replaces the patient's previous unanswered one
+        (``missed``, its buttons in ``cleanups``).
+    (e) check-ins with ``nudge_due_at <= now`` (indexed, claimed once): still waiting for
+        Done -> ``nudges``.
+
+    Each of (a)-(e) handles at most ``limit`` rows; the rest wait for the next tick.
     """
     now = _aware(now)
     result = ClaimResult()
-    result.expired_ids = await _expire_open(session, now, limit)
+    await _expire_open(session, now, limit, result)
     await _claim_schedules(
-        session, now, result, limit=limit, grace=grace, expiry=expiry, lease=lease
+        session,
+        now,
+        result,
+        limit=limit,
+        grace=grace,
+        expiry=expiry,
+        lease=lease,
+        absence_after=absence_after,
+        weekly_after=weekly_after,
     )
     await _reclaim_unsent(
         session, now, result, limit=limit, grace=grace, lease=lease, max_attempts=max_attempts
     )
     await _resume_snoozed(session, now, result, limit=limit, lease=lease)
+    await _claim_nudges(session, now, result, limit=limit)
     return result
 
 
@@ -327,10 +375,24 @@ def expire_statement(now: datetime, limit: int, dialect: str = "postgresql") -> 
             # happened, so it counts as completed; everything else open becomes missed.
             status=case((CheckIn.status == Status.EFFORT, Status.COMPLETED), else_=Status.MISSED),
             completed_at=case((CheckIn.status == Status.EFFORT, now), else_=CheckIn.completed_at),
+            # A session under way (pain before given): ask once whether it was done.
+            done_asked_at=case(
+                (CheckIn.status.in_((Status.EXERCISING, Status.RATING)), now),
+                else_=CheckIn.done_asked_at,
+            ),
+            nudge_due_at=None,
             lease_until=None,
             updated_at=now,
         )
-        .returning(CheckIn.id)
+        .returning(
+            CheckIn.id,
+            CheckIn.user_id,
+            CheckIn.prompt_message_id,
+            CheckIn.done_asked_at,
+            CheckIn.started_at,
+            CheckIn.prompted_at,
+            CheckIn.due_at,
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -339,8 +401,58 @@ def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
-async def _expire_open(session: AsyncSession, now: datetime, limit: int) -> list[int]:
-    return sorted(await session.scalars(expire_statement(now, limit, _dialect(session))))
+async def _expire_open(
+    session: AsyncSession, now: datetime, limit: int, result: ClaimResult
+) -> None:
+    rows = (await session.execute(expire_statement(now, limit, _dialect(session)))).all()
+    result.expired_ids = sorted(r.id for r in rows)
+    if not rows:
+        return
+    users = await _users_by_id(session, {r.user_id for r in rows})
+    silent = []
+    for r in rows:
+        user = users.get(r.user_id)
+        if user is None:
+            continue
+        if r.prompt_message_id is not None:
+            result.cleanups.append(
+                ChatNote(r.id, user.telegram_id, user.language, r.prompt_message_id)
+            )
+        if r.done_asked_at is not None:
+            result.done_questions.append(ChatNote(r.id, user.telegram_id, user.language))
+        elif r.started_at is None and r.prompted_at is not None:
+            silent.append((r.user_id, r.due_at or r.prompted_at))
+    await _note_silence(session, silent)
+
+
+async def _users_by_id(session: AsyncSession, ids: set[int]) -> dict[int, Row[Any]]:
+    users: dict[int, Row[Any]] = {}
+    for chunk in _chunks(sorted(ids)):
+        result = await session.execute(select(*_USER_FIELDS).where(User.id.in_(chunk)))
+        users.update((u.id, u) for u in result)
+    return users
+
+
+async def _note_silence(session: AsyncSession, silent: list[tuple[int, datetime]]) -> None:
+    """Prompts that went unanswered: the patients' silence grows (habit.decide reads it)."""
+    if not silent:
+        return
+    per_user: dict[int, list[datetime]] = {}
+    for user_id, due in silent:
+        per_user.setdefault(user_id, []).append(due)
+    table = User.__table__
+    await session.execute(
+        update(table)
+        .where(table.c.id == bindparam("uid"))
+        .values(
+            silent_prompts=table.c.silent_prompts + bindparam("n"),
+            silent_since=func.coalesce(table.c.silent_since, bindparam("since")),
+        ),
+        [
+            {"uid": uid, "n": len(dues), "since": min(dues)}
+            for uid, dues in sorted(per_user.items())
+        ],
+    )
 
 
 def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
@@ -378,13 +490,18 @@ async def _claim_schedules(
     grace: timedelta,
     expiry: timedelta,
     lease: timedelta,
+    absence_after: timedelta,
+    weekly_after: timedelta,
 ) -> None:
     due = await fetch_due(session, now, limit)
     if not due:
         return
     inserts: list[dict[str, Any]] = []
-    to_send: list[tuple[Row[Any], datetime]] = []
+    to_send: list[tuple[Row[Any], datetime, str]] = []
     advances: dict[datetime | None, list[int]] = {}
+    walked = []
+    # Only the newest sendable slot of a patient is sent (one live prompt at a time).
+    newest: dict[int, datetime] = {}
     for row in due:
         tz = _row_zone(row.timezone)
         try:
@@ -397,8 +514,32 @@ async def _claim_schedules(
         eligible = [slot for slot in slots if is_eligible(row, _local_date(slot, tz))]
         sendable = [slot for slot in eligible if now - slot <= grace and slot + expiry > now]
         send = sendable[-1] if sendable else None
+        if send is not None:
+            newest[row.user_id] = max(send, newest.get(row.user_id, send))
+        walked.append((row, eligible, send))
+    # A patient in the middle of a session gets no new prompt: that slot leaves no record
+    # (the session under way is the day's), like a slot on a paused day.
+    busy = await _under_way(session, set(newest), now)
+    decisions: dict[int, habit.Decision] = {}
+    for row, eligible, send in walked:
+        if send is not None and row.user_id in busy:
+            eligible = [slot for slot in eligible if slot != send]
+            send = None
+        if send is not None and send != newest.get(row.user_id):
+            send = None  # another schedule of the patient has a newer slot in this claim
+        kind = habit.SlotKind.PROMPT
+        if send is not None:
+            decision = decisions.get(row.user_id) or habit.decide(
+                row, now, absence_after=absence_after, weekly_after=weekly_after
+            )
+            decisions[row.user_id] = decision
+            kind = decision.kind
+            if kind == habit.SlotKind.QUIET:
+                send = None
         for slot in eligible:
             pending = slot == send
+            # The come-back offer stays open until the weekly reminder replaces it.
+            lasts = weekly_after if kind == habit.SlotKind.COMEBACK else expiry
             inserts.append(
                 {
                     "user_id": row.user_id,
@@ -406,7 +547,7 @@ async def _claim_schedules(
                     "kind": "prompt",
                     "status": Status.PENDING if pending else Status.MISSED,
                     "due_at": slot,
-                    "expires_at": slot + expiry if pending else None,
+                    "expires_at": slot + lasts if pending else None,
                     "lease_until": now + lease if pending else None,
                     "send_attempts": 1 if pending else 0,
                     "created_at": now,
@@ -414,20 +555,31 @@ async def _claim_schedules(
                 }
             )
             if pending:
-                to_send.append((row, slot))
+                to_send.append((row, slot, kind))
 
     if inserts:
         inserted = (await session.execute(_insert_ignoring_duplicates(session), inserts)).all()
         ids = {(r.schedule_id, r.due_at): r.id for r in inserted}
-        sent_keys = {(row.id, slot) for row, slot in to_send}
+        sent_keys = {(row.id, slot) for row, slot, _ in to_send}
         result.missed_ids.extend(sorted(i for key, i in ids.items() if key not in sent_keys))
-        for row, slot in to_send:
+        for row, slot, kind in to_send:
             checkin_id = ids.get((row.id, slot))
             if checkin_id is None:  # already recorded (another claimer, a clock step back)
                 continue
             result.prompts.append(
-                Prompt(checkin_id, row.user_id, row.telegram_id, row.language, slot, 1)
+                Prompt(
+                    checkin_id,
+                    row.user_id,
+                    row.telegram_id,
+                    row.language,
+                    slot,
+                    1,
+                    kind=kind,
+                    lighter=bool(row.lighter_next),
+                )
             )
+        await _record_decisions(session, now, decisions, result)
+        await _supersede(session, now, result)
 
     # Most due schedules move to the same few instants (the same local time tomorrow):
     # one UPDATE per distinct next_due_at, not one per schedule.
@@ -438,6 +590,120 @@ async def _claim_schedules(
                 .where(Schedule.id.in_(chunk))
                 .values(next_due_at=next_at)
                 .execution_options(synchronize_session=False)
+            )
+
+
+UNDER_WAY_STATUSES = (Status.STARTED, Status.EXERCISING, Status.RATING)
+
+
+async def _under_way(session: AsyncSession, user_ids: set[int], now: datetime) -> set[int]:
+    """Which of these patients have a session under way (pain before given, not finished)."""
+    busy: set[int] = set()
+    for chunk in _chunks(sorted(user_ids)):
+        busy.update(
+            await session.scalars(
+                select(CheckIn.user_id).where(
+                    CheckIn.user_id.in_(chunk),
+                    CheckIn.status.in_(UNDER_WAY_STATUSES),
+                    CheckIn.expires_at > now,
+                )
+            )
+        )
+    return busy
+
+
+async def _record_decisions(
+    session: AsyncSession, now: datetime, decisions: dict[int, habit.Decision], result: ClaimResult
+) -> None:
+    """Store the new absence states of patients whose slot became an offer or a weekly
+    reminder (only for prompts really claimed here), with a HabitEvent for each change."""
+    sent = {p.user_id for p in result.prompts}
+    changed = [
+        (uid, d)
+        for uid, d in decisions.items()
+        if uid in sent and d.kind in (habit.SlotKind.COMEBACK, habit.SlotKind.WEEKLY)
+    ]
+    if not changed:
+        return
+    table = User.__table__
+    await session.execute(
+        update(table)
+        .where(table.c.id == bindparam("uid"))
+        .values(absence=bindparam("state"), absence_prompted_at=now),
+        [{"uid": uid, "state": d.absence} for uid, d in sorted(changed)],
+    )
+    events = [
+        {"user_id": uid, "kind": d.event, "detail": None, "at": now}
+        for uid, d in sorted(changed)
+        if d.event
+    ]
+    if events:
+        await session.execute(HabitEvent.__table__.insert(), events)
+
+
+async def _supersede(session: AsyncSession, now: datetime, result: ClaimResult) -> None:
+    """A new prompt replaces the patient's previous unanswered one: that one is missed, and
+    its buttons go (one live prompt at a time). Sessions under way are left alone."""
+    if not result.prompts:
+        return
+    new_ids = [p.checkin_id for p in result.prompts]
+    by_user = {p.user_id: p for p in result.prompts}
+    silent = []
+    for chunk in _chunks(sorted(by_user)):
+        rows = (
+            await session.execute(
+                update(CheckIn)
+                .where(
+                    CheckIn.user_id.in_(chunk),
+                    CheckIn.status.in_((Status.PROMPTED, Status.SNOOZED)),
+                    CheckIn.id.not_in(new_ids),
+                )
+                .values(status=Status.MISSED, lease_until=None, updated_at=now)
+                .returning(CheckIn.id, CheckIn.user_id, CheckIn.prompt_message_id, CheckIn.due_at)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        for r in rows:
+            prompt = by_user[r.user_id]
+            result.missed_ids.append(r.id)
+            silent.append((r.user_id, r.due_at or now))
+            if r.prompt_message_id is not None:
+                result.cleanups.append(
+                    ChatNote(r.id, prompt.telegram_id, prompt.language, r.prompt_message_id)
+                )
+    await _note_silence(session, silent)
+
+
+def nudge_query(now: datetime, limit: int) -> Any:
+    """Check-ins whose "Finished? Tap Done" is due (few rows: the column is mostly NULL)."""
+    return (
+        select(
+            CheckIn.id,
+            CheckIn.user_id,
+            CheckIn.status,
+            CheckIn.expires_at,
+            CheckIn.prompt_message_id,
+        )
+        .where(CheckIn.nudge_due_at <= now)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+async def _claim_nudges(session: AsyncSession, now: datetime, result: ClaimResult, *, limit: int):
+    rows = await _with_users(session, nudge_query(now, limit))
+    if not rows:
+        return
+    await session.execute(
+        update(CheckIn)
+        .where(CheckIn.id.in_([r.id for r, _ in rows]))
+        .values(nudge_due_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    for row, user in rows:
+        if row.status == Status.EXERCISING and (row.expires_at is None or row.expires_at > now):
+            result.nudges.append(
+                ChatNote(row.id, user.telegram_id, user.language, row.prompt_message_id)
             )
 
 
@@ -494,6 +760,11 @@ _USER_FIELDS = (
     User.active,
     User.paused_at,
     User.paused_until,
+    User.silent_since,
+    User.silent_prompts,
+    User.absence,
+    User.absence_prompted_at,
+    User.lighter_next,
 )
 
 
@@ -539,11 +810,17 @@ def snoozed_due_query(now: datetime, limit: int, dialect: str = "postgresql") ->
 async def _with_users(session: AsyncSession, query: Any) -> list[tuple[Row[Any], Row[Any]]]:
     """Run a check-in query, then read those check-ins' users by primary key."""
     rows = (await session.execute(query)).all()
-    users: dict[int, Row[Any]] = {}
-    for chunk in _chunks(sorted({r.user_id for r in rows})):
-        result = await session.execute(select(*_USER_FIELDS).where(User.id.in_(chunk)))
-        users.update((u.id, u) for u in result)
+    users = await _users_by_id(session, {r.user_id for r in rows})
     return [(r, users[r.user_id]) for r in rows if r.user_id in users]
+
+
+def _kind_of(user: Row[Any]) -> str:
+    """A prompt sent again after a failed send keeps the wording of the patient's state."""
+    if user.absence == habit.AWAY:
+        return habit.SlotKind.COMEBACK
+    if user.absence == habit.WEEKLY:
+        return habit.SlotKind.WEEKLY
+    return habit.SlotKind.PROMPT
 
 
 async def _set_missed(session: AsyncSession, ids: list[int], now: datetime) -> None:
@@ -588,6 +865,8 @@ async def _reclaim_unsent(
                 row.due_at,
                 row.send_attempts + 1,
                 after_snooze=row.snooze_until is not None,
+                kind=_kind_of(user),
+                lighter=bool(user.lighter_next),
             )
         )
     await _set_missed(session, missed, now)
@@ -623,6 +902,7 @@ async def _resume_snoozed(
                 row.due_at,
                 1,
                 after_snooze=True,
+                lighter=bool(user.lighter_next),
             )
         )
     await _set_missed(session, missed, now)
@@ -727,6 +1007,20 @@ async def skip(
         )
         .values(**values)
         .execution_options(synchronize_session="fetch")
+    )
+    return res.rowcount == 1
+
+
+async def move_prompt_message(
+    session: AsyncSession, checkin_id: int, message_id: int, now: datetime
+) -> bool:
+    """The check-in's live message is now ``message_id`` (a nudge sent with its buttons), so
+    expiry removes those; False if the session is no longer waiting for Done."""
+    res = await session.execute(
+        update(CheckIn)
+        .where(CheckIn.id == checkin_id, CheckIn.status == Status.EXERCISING)
+        .values(prompt_message_id=message_id, updated_at=_aware(now))
+        .execution_options(synchronize_session=False)
     )
     return res.rowcount == 1
 
