@@ -94,7 +94,10 @@ async def test_database_errors_do_not_log_health_data(engine, sessions):
 
 def test_tick_lines_are_key_value():
     line = TickReport(sent=3, failed=1, errors=["x"]).as_log()
-    assert line == "sent=3 failed=1 blocked=0 expired=0 missed=0 next_day=0 errors=1"
+    assert line == (
+        "sent=3 failed=1 blocked=0 expired=0 missed=0 next_day=0 nudged=0 done_asked=0 cleaned=0"
+        " errors=1"
+    )
 
 
 def test_font_libraries_are_quiet_at_info():

@@ -245,19 +245,21 @@ async def test_the_prompt_names_the_exercises_with_a_how_button(app, fake, sessi
     )
     assert first in lines
     assert len([line for line in lines if line.startswith("• ")]) == 5
-    assert tx("plan.how_button", loc) in prompt.buttons[0]
+    assert tx("plan.how_button", loc) in sum(prompt.buttons, [])
     await ben.press(tx("plan.how_button", loc))
     assert tx("exercises.chin_tuck.how", loc) in ben.last.text
-    # The check-in itself is unchanged.
-    await ben.press(tx("checkin.start", loc), message_id=prompt.message_id)
-    assert ben.last.text.startswith(tx("checkin.ask_before", loc))
+    # The check-in itself is unchanged: the pain before, pressed on the prompt, starts it.
+    await ben.press("4", message_id=prompt.message_id)
+    [edited] = [m for m in ben.messages if m.message_id == prompt.message_id]
+    assert tx("checkin.done", loc) in sum(edited.buttons, [])
 
 
 async def test_a_patient_without_a_programme_gets_the_plain_prompt(app, fake, clock):
     ben = await ready(fake)
     clock.set(DUE["en"])
     await tick(app)
-    assert ben.last.text == tx("checkin.prompt", "en")
+    assert ben.last.text.startswith(tx("checkin.prompt", "en"))
+    assert tx("plan.prompt_title", "en") not in ben.last.text
     assert tx("plan.how_button", "en") not in sum(ben.last.buttons, [])
 
 
@@ -285,9 +287,8 @@ async def test_programmes_are_read_in_one_query_per_batch(app, fake, sessions, c
 
 
 async def session_via_prompt(app, user, clock, before: int, after: int, loc="en") -> None:
-    """One real check-in from the day's prompt: Start, before, Done, after, effort."""
+    """One real check-in from the day's prompt: before (on the prompt), Done, after, effort."""
     assert (await tick(app)).sent == 1
-    await user.press(tx("checkin.start", loc))
     await user.press(str(before))
     clock.advance(timedelta(minutes=30))
     await user.press(tx("checkin.done", loc))
@@ -371,6 +372,7 @@ async def test_two_good_weeks_propose_a_step_up_the_patient_decides(app, fake, s
         "worse_mornings": 0,
         "flagged": 0,
         "all_after_acceptable": True,
+        "settled_mornings": 1,
     }
     # /progress shows the change and its numbers.
     await ben.send("/progress")

@@ -23,7 +23,9 @@ def week(*sessions):
         (week((3, 4, None), (3, 5, "same")), None, UP),  # after <= 5, no worse morning
         (week((3, 4, "better"), (2, 2, "same"), (3, 3, None)), None, UP),
         (week((5, 6, None), (5, 5, None)), None, KEEP),  # after 6 > 5 (no rise of 2+)
-        (week((6, 7, None), (6, 8, "same")), 6.0, UP),  # usual 6: up to 8 is acceptable
+        (week((3, 4, None), (3, 5, None)), None, KEEP),  # no morning answered: not "not worse"
+        (week((6, 7, None), (6, 7, "same")), 6.0, UP),  # usual 6: up to 7 is acceptable
+        (week((6, 7, None), (6, 8, "same")), 6.0, DOWN),  # 8+ after a rise of 2: too much
         (week((6, 7, None), (6, 9, None)), 6.0, DOWN),  # 9 > usual + 2 after a rise of 3
         (week((3, 4, "worse"), (3, 4, None), (3, 3, None)), None, KEEP),  # one worse morning
         (week((3, 4, "worse"), (3, 4, "worse")), None, DOWN),  # worse twice
@@ -38,7 +40,7 @@ def test_weekly_decision(records, usual, expected):
 
 
 def test_thresholds_come_from_the_feedback_module(monkeypatch):
-    records = week((3, 6, None), (5, 6, None))
+    records = week((3, 6, None), (5, 6, "same"))
     assert weekly_decision(records, None).direction is not UP
     monkeypatch.setattr(feedback, "ACCEPTABLE_PAIN", 6)
     assert weekly_decision(records, None).direction is UP

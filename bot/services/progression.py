@@ -6,7 +6,8 @@ Pure (no database, no Telegram). Every pain threshold comes from ``bot.services.
 
 From the last 7 days:
 
-- at least MIN_SESSIONS completed sessions, every pain after acceptable
+- at least MIN_SESSIONS completed sessions, every pain after acceptable, at least one next
+  morning answered better or the same (MIN_SETTLED_MORNINGS)
   (``feedback.pain_after_acceptable`` against the patient's ``feedback.usual_level``), and no
   "worse" next morning → one step UP (more repetitions within the level's range, then the
   next level: ``exercises.step_up``);
@@ -26,6 +27,9 @@ from bot.services import exercises, feedback
 from bot.services.exercises import Step
 
 MIN_SESSIONS = 2  # fewer completed sessions in the week say too little to raise the load
+# The model's 24-hour rule: the load goes up only when the next morning was answered and was
+# not worse (Silbernagel et al. 2007). An unanswered morning is not a "not worse".
+MIN_SETTLED_MORNINGS = 1
 WINDOW_DAYS = 7
 
 
@@ -54,6 +58,7 @@ class Reason:
     worse_mornings: int
     flagged: int
     all_after_acceptable: bool
+    settled_mornings: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -76,6 +81,7 @@ def weekly_decision(records: Sequence[SessionRecord], usual: float | None) -> De
     """Up, keep or down for the coming week, from the week's completed sessions."""
     afters = [r.pain_after for r in records if r.pain_after is not None]
     worse = sum(1 for r in records if r.next_morning == "worse")
+    settled = sum(1 for r in records if r.next_morning in ("better", "same"))
     flagged = sum(1 for r in records if too_much(r, usual))
     acceptable = all(feedback.pain_after_acceptable(a, usual) for a in afters)
     reason = Reason(
@@ -85,10 +91,16 @@ def weekly_decision(records: Sequence[SessionRecord], usual: float | None) -> De
         worse_mornings=worse,
         flagged=flagged,
         all_after_acceptable=acceptable,
+        settled_mornings=settled,
     )
     if worse >= feedback.WORSE_MORNINGS or flagged:
         return Decision(Direction.DOWN, reason)
-    if len(afters) >= MIN_SESSIONS and acceptable and worse == 0:
+    if (
+        len(afters) >= MIN_SESSIONS
+        and acceptable
+        and worse == 0
+        and settled >= MIN_SETTLED_MORNINGS
+    ):
         return Decision(Direction.UP, reason)
     return Decision(Direction.KEEP, reason)
 
