@@ -9,29 +9,15 @@ from telegram import Update
 from bot.context import Ctx
 from bot.db.session import transaction
 from bot.handlers import feedback_text, setup
+from bot.handlers.menus import MENU_COMMANDS
 from bot.handlers.ui import drop_buttons, keyboard, next_reminder_line, user_locale
 from bot.i18n import SUPPORTED_LOCALES, t
 from bot.services import onboarding, patients, reminders
 from bot.services.onboarding import Step
 from bot.services.parsing import parse_date
 
-HELP_COMMANDS = (
-    "start",
-    "settings",
-    "pain",
-    "log",
-    "plan",
-    "tip",
-    "progress",
-    "pause",
-    "resume",
-    "language",
-    "therapist",
-    "privacy",
-    "export",
-    "delete",
-    "help",
-)
+# /help lists what the menu shows, in the same order.
+HELP_COMMANDS = MENU_COMMANDS
 
 
 async def help_command(update: Update, context: Ctx) -> None:
