@@ -576,3 +576,22 @@ async def test_delete_with_nothing_stored_and_for_a_therapist(app, fake, session
     await therapist.press(tx("privacy_export.delete_yes", "en"))
     async with sessions() as s:
         assert await s.scalar(select(func.count()).select_from(Therapist)) == 0
+
+
+@pytest.mark.parametrize("loc", ["en", "da", "es"])
+async def test_times_away_are_in_the_export(session, loc):
+    """Issue 14's habit events (away, weekly, back and how) are the patient's data too."""
+    user = await add_patient(session, loc)
+    away = datetime(2026, 11, 26, 8, 30, tzinfo=UTC)
+    session.add(HabitEvent(user_id=user.id, kind="away", at=away))
+    session.add(
+        HabitEvent(user_id=user.id, kind="returned", detail="fewer", at=away + timedelta(days=5))
+    )
+    await session.flush()
+    rows = [r for r in await export.export_rows(session, user) if r["kind"]]
+    events = [r for r in rows if r["record"] == tx("export.record.habit_event", loc)]
+    assert [(r["kind"], r["detail"]) for r in events] == [
+        (tx("export.habit_kind.away", loc), ""),
+        (tx("export.habit_kind.returned", loc), tx("export.habit_detail.fewer", loc)),
+    ]
+    assert events[0]["local_datetime"] == "2026-11-26T09:30:00+01:00"

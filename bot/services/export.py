@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import l10n
 from bot.db.models import (
     CheckIn,
+    HabitEvent,
     PainScore,
     Programme,
     ProgrammeChange,
@@ -225,6 +226,18 @@ async def export_rows(session: AsyncSession, user: User) -> list[dict[str, str]]
             out.row("therapist_link", when, status=_value("link", status, loc), detail=name or "")
         )
     rows += await _programme_rows(session, user, out)
+    # Times away and returns (issue 14): the come-back offer, weekly reminders, how they came back.
+    for event in await session.scalars(
+        select(HabitEvent).where(HabitEvent.user_id == user.id).order_by(HabitEvent.at)
+    ):
+        rows.append(
+            out.row(
+                "habit_event",
+                event.at,
+                kind=_value("habit_kind", event.kind, loc),
+                detail=_value("habit_detail", event.detail, loc),
+            )
+        )
     role = await session.scalar(select(Therapist).where(Therapist.user_id == user.id))
     if role is not None:
         rows.append(out.row("therapist_role", role.granted_at, detail=role.display_name or ""))
