@@ -246,10 +246,19 @@ async def open_now(session, user: User, now) -> Reply | None:
     checkin = await checkins.current_open(session, user, now)
     if checkin is None:
         return None
-    return current_question(checkin, user)
+    return current_question(checkin, user, await programme_block(session, user))
 
 
-def current_question(checkin: CheckIn, user: User) -> Reply:
+async def programme_block(session, user: User) -> str | None:
+    """Today's exercises for a prompt composed outside the dispatcher (issue 17), or None."""
+    from bot.handlers.plan import prompt_programme  # plan imports this module
+    from bot.services import programmes
+
+    steps = await programmes.steps_for(session, [user.id])
+    return prompt_programme(steps.get(user.id), user.language)
+
+
+def current_question(checkin: CheckIn, user: User, programme: str | None = None) -> Reply:
     loc = user.language
     c = f"ci:{checkin.id}"
     if checkin.status == Status.STARTED:
@@ -259,7 +268,9 @@ def current_question(checkin: CheckIn, user: User) -> Reply:
     if checkin.status == Status.RATING:
         return ask_score_text(loc, "checkin.ask_after"), keyboard(score_keypad(f"{c}:a"))
     kind = SlotKind.WEEKLY if user.absence == habit.WEEKLY else SlotKind.PROMPT
-    return prompt_message(checkin.id, loc, kind=kind, lighter=user.lighter_next)
+    return prompt_message(
+        checkin.id, loc, kind=kind, lighter=user.lighter_next, programme=programme
+    )
 
 
 async def answer_with_open(query, user: User, current: Reply | None) -> None:

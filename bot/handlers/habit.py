@@ -12,7 +12,7 @@ from bot.context import Ctx
 from bot.db.models import CheckIn
 from bot.db.session import transaction
 from bot.handlers import settings, setup
-from bot.handlers.checkin import comeback_markup, drop_buttons, prompt_message
+from bot.handlers.checkin import comeback_markup, drop_buttons, programme_block, prompt_message
 from bot.handlers.ui import keyboard, next_reminder_line, user_locale
 from bot.i18n import t
 from bot.services import habit, onboarding, patients
@@ -43,7 +43,10 @@ async def on_button(update: Update, context: Ctx) -> None:
         if choice == "keep" and checkin is not None:
             # The offer becomes today's check-in: the same row, now a regular prompt.
             checkin.expires_at = now + context.settings.checkin_expiry
-            text, markup = prompt_message(checkin.id, loc, lighter=user.lighter_next)
+            programme = await programme_block(session, user)
+            text, markup = prompt_message(
+                checkin.id, loc, lighter=user.lighter_next, programme=programme
+            )
             reply = (f"{t('habit.keep_now', loc)}\n\n{text}", markup)
         elif choice == "keep":
             nxt = await patients.next_reminder(session, user, now)
