@@ -16,7 +16,7 @@ LOCALES = Path(__file__).resolve().parent.parent / "locales"
 STOP = {
     "en": "Stop if it causes sharp or unusual pain.",
     "da": "Stop, hvis det giver skarp eller usædvanlig smerte.",
-    "es": "Para si te produce un dolor agudo o inusual.",
+    "es": "Detente si te produce un dolor agudo o inusual.",
 }
 
 
