@@ -509,3 +509,95 @@ def test_every_proposal_fits_one_telegram_message():
             "plan.proposal_up", loc, reason=reason_text(reason, loc), lines=step_lines(steps, loc)
         )
         assert len(text) < 4096
+
+
+# --- The therapist's patient page and digest (issue 16 item 3, issue 17 items 3 and 5) -----
+
+
+def all_text(user) -> str:
+    return "\n".join(m.text or m.caption or "" for m in user.messages)
+
+
+@pytest.mark.parametrize("loc", ["en", "da"])
+async def test_patient_page_opens_the_plan_and_shows_the_open_proposal(
+    app, fake, sessions, clock, loc
+):
+    from tests.test_workspace import set_up_therapist  # a therapist who chose their language
+
+    anna = await set_up_therapist(fake, sessions, THERAPIST, "Anna", loc)
+    code = await new_invite(anna)
+    ben = await ready(fake)
+    await ben.send(f"/start {code}")
+    await ben.press(tx("therapist.link_yes", "en"))
+    pid = await user_id(sessions)
+    await choose(ben, "en", "whole_body")
+    pending = tx("plan.t_open_up", loc)
+    # No proposal yet: the page has [Plan], and no programme line.
+    await anna.send("/patients")
+    await anna.press(anna.last.buttons[0][0])
+    assert anna.last.buttons[-1] == [tx("workspace.button_plan", loc)]
+    assert anna.last.button_data(tx("workspace.button_plan", loc)) == f"tplan:{pid}:o"
+    assert pending not in anna.last.text
+    # Two good weeks: the review proposes a step up to Anna.
+    clock.advance(timedelta(days=7))
+    await add_sessions(sessions, PATIENT, clock, [(4, 4, "same"), (4, 5, "better")])
+    assert await review(app, clock) == 1
+    await anna.send("/patients")
+    await anna.press(anna.last.buttons[0][0])
+    page = anna.last.text
+    assert pending in page.split("\n")[2]  # right under the title
+    # [Plan]: the programme under the page (the page stays), with the proposal to decide.
+    shown = len(anna.messages)
+    await anna.press(tx("workspace.button_plan", loc))
+    assert len(anna.messages) == shown + 1 and anna.messages[-2].text == page
+    view = anna.last.text
+    assert view.startswith(tx("plan.t_title", loc, patient="Ben"))
+    assert tx("plan.t_pending", loc, what=tx("plan.t_what_up", loc)) in view
+    assert anna.last.buttons[-1] == [tx("plan.t_approve", loc), tx("plan.t_keep", loc)]
+    # /digest: the same line in Ben's block.
+    shown = len(anna.messages)
+    await anna.send("/digest")
+    digest_text = "\n".join(m.text or "" for m in anna.messages[shown:])
+    assert pending in digest_text
+    # A second therapist (or a forged id) gets "not available" and nothing else.
+    carl = await make_therapist(fake, sessions, uid=OTHER, name="Carl")
+    carl_shown = len(carl.messages)
+    for data in (f"tplan:{pid}:o", "tplan:999999:o", "tplan:x:o"):
+        await carl.press(callback_data=data)
+        assert fake.calls_of("answerCallbackQuery")[-1]["text"] == tx("plan.t_unavailable", "en")
+    assert len(carl.messages) == carl_shown
+    assert (await changes_of(sessions))[-1].status == "proposed"
+    # Approved: the line leaves the page.
+    await anna.press(tx("plan.t_approve", loc))
+    assert (await changes_of(sessions))[-1].status == "applied"
+    await anna.send("/patients")
+    await anna.press(anna.last.buttons[0][0])
+    assert pending not in anna.last.text
+    assert not fake.errors
+
+
+async def test_open_proposals_of_many_patients_in_one_query(app, sessions, engine):
+    async with sessions() as s, s.begin():
+        users = [User(telegram_id=9500 + n, language="en") for n in range(3)]
+        s.add_all(users)
+        await s.flush()
+        for u, kind, status in (
+            (users[0], "step_up", "proposed"),
+            (users[1], "step_down", "proposed"),
+            (users[1], "step_up", "declined"),
+            (users[2], "step_up", "applied"),
+        ):
+            s.add(ProgrammeChange(user_id=u.id, kind=kind, status=status, by="review"))
+    statements = []
+
+    def count(*_args):
+        statements.append(1)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with sessions() as s:
+            found = await programmes.open_proposals(s, [u.id for u in users])
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert found == {users[0].id: "up", users[1].id: "down"}
+    assert len(statements) == 1

@@ -230,7 +230,8 @@ async def test_patient_page_shows_weeks_flags_chart_and_buttons(app, fake, sessi
     assert "The morning after: better 0, same 0, worse 1" in page
     assert anna.messages[-2].photo is not None  # the chart
     assert anna.last.buttons == [
-        [tx("workspace.button_note", "en"), tx("workspace.button_report", "en")]
+        [tx("workspace.button_note", "en"), tx("workspace.button_report", "en")],
+        [tx("workspace.button_plan", "en")],
     ]
     # Weeks before Ben joined are not listed: he joined this week.
     assert "Week of" not in page

@@ -108,6 +108,8 @@ def patient_block(
         else:
             end = day_month(p.away.end.date(), loc)
             lines.append(t("habit.digest_away_back", loc, start=start, end=end))
+    if p.proposal is not None:  # issue 17: a programme change waiting for the therapist
+        lines.append(t(f"plan.t_open_{p.proposal}", loc))
     return "\n".join(lines)
 
 

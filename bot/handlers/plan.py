@@ -6,9 +6,10 @@ Buttons carry ``pl:<action>[:<arg>]``.
 
 Therapists: ``tplan:<patient user id>[:<action>[:<arg>...]]`` (at most 60 bytes) opens and
 edits a patient's programme; the therapist workspace's [Plan] button points at
-``tplan:<patient user id>``. Every press is checked against an active link in the service
-(``programmes.can_manage``): a second therapist or a forged id gets "not available" and
-nothing changes. The patient is told what changed and by whom, after the commit.
+``tplan:<patient user id>:o`` (the same view, sent as a new message under the patient page).
+Every press is checked against an active link in the service (``programmes.can_manage``): a
+second therapist or a forged id gets "not available" and nothing changes. The patient is told
+what changed and by whom, after the commit.
 """
 
 from __future__ import annotations
@@ -516,7 +517,7 @@ async def on_therapist_button(update: Update, context: Ctx) -> None:
         value = parts[4] if len(parts) > 4 else ""
         ploc = patient.language
         view: Reply | None = None
-        if action == "":
+        if action in ("", "o"):  # "o": from the patient page (workspace), as a new message
             view = await therapist_view(session, therapist, patient, loc)
         elif action == "e":
             found = await programmes.current(session, pid)
@@ -611,7 +612,9 @@ async def on_therapist_button(update: Update, context: Ctx) -> None:
             await query.answer(t("plan.stale", loc))
             return
     await query.answer()
-    if view is not None:
+    if view is not None and action == "o":
+        await query.message.reply_text(view[0], reply_markup=view[1])
+    elif view is not None:
         await _edit(query, *view)
     await send_all(context, outbox)
 

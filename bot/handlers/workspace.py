@@ -58,19 +58,24 @@ BUTTONS_PER_MESSAGE = 90
 NOTE_TYPING_WINDOW = timedelta(minutes=30)  # Telegram allows 100 buttons in one keyboard
 
 # ---- The patient page's keyboard: other features add rows here ----------------------------
-# Issue 17 ([Plan]) appends a builder: (link_id, therapist's locale) -> a row of buttons, or
-# an empty list to add nothing. The rows appear under [Send a note] [Report (PDF)].
+# [Plan] (issue 17) is built in page_keyboard itself (it needs the patient's user id). Other
+# features append a builder: (link_id, therapist's locale) -> a row of buttons, or an empty
+# list to add nothing. The rows appear under [Send a note] [Report (PDF)] and [Plan].
 EXTRA_PAGE_ROWS: list[Callable[[int, str], list[Button]]] = []
 
 
-def page_keyboard(link_id: int, loc: str) -> list[list[Button]]:
+def page_keyboard(link_id: int, loc: str, patient_id: int | None = None) -> list[list[Button]]:
     rows = [
         [
             (t("workspace.button_note", loc), f"tw:n:{link_id}"),
             (t("workspace.button_report", loc), f"tw:r:{link_id}"),
         ]
     ]
-    # >>> extra rows of the patient page (issue 17: [Plan]) <<<
+    if patient_id is not None:
+        # Issue 17: the patient's programme (bot.handlers.plan checks the link again on press;
+        # ":o" opens it as a new message under the page instead of replacing the page).
+        rows.append([(t("workspace.button_plan", loc), f"tplan:{patient_id}:o")])
+    # >>> extra rows of the patient page <<<
     for build in EXTRA_PAGE_ROWS:
         if row := build(link_id, loc):
             rows.append(row)
@@ -493,6 +498,8 @@ def page_text(page: workspace.PatientPage, tz: str, loc: str) -> str:
     zi = zone(tz)
     since = digest_view.day_month(page.since.astimezone(zi).date(), loc, year=True)
     lines = [t("workspace.page_title", loc, name=name, since=since), ""]
+    if page.current.proposal is not None:  # issue 17: a programme change waiting for them
+        lines += [t(f"plan.t_open_{page.current.proposal}", loc), ""]
     lines.append(t("workspace.page_period", loc))
     for n, (period, week) in enumerate(page.weeks):
         first = period.start.astimezone(zi).date()
@@ -580,7 +587,8 @@ async def send_page(message: Message, page: workspace.PatientPage, tz: str, loc:
             filename="patient.png",
         )
     await message.reply_text(
-        page_text(page, tz, loc), reply_markup=keyboard(page_keyboard(page.link_id, loc))
+        page_text(page, tz, loc),
+        reply_markup=keyboard(page_keyboard(page.link_id, loc, page.current.patient_id)),
     )
 
 

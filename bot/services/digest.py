@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import CheckIn, DigestSent, PainScore, Therapist, TherapistLink, User
-from bot.services import feedback, habit
+from bot.services import feedback, habit, programmes
 from bot.services.checkins import BARRIERS, NEXT_DAY_ANSWERS
 from bot.services.reminders import Status
 from bot.services.schedule_rules import next_occurrence, parse_hhmm, wall_clock_instant, zone
@@ -188,6 +188,8 @@ class PatientWeek:
     earlier_done: int = 0
     # When the patient gave consent (joined the bot): a week that ended before it is not theirs.
     joined: datetime | None = None
+    # Issue 17: an open programme proposal ("up" / "down") waiting for a decision, now.
+    proposal: str | None = None
 
     @property
     def pain_avg(self) -> float | None:
@@ -306,6 +308,8 @@ async def compute(
         ).items():
             if absences[-1].start < period.end:
                 stats[patient_id].away = absences[-1]
+        for patient_id, direction in (await programmes.open_proposals(session, chunk)).items():
+            stats[patient_id].proposal = direction
     by_therapist: dict[int, list[PatientWeek]] = defaultdict(list)
     for row in links:
         by_therapist[row.therapist_id].append(

@@ -427,6 +427,19 @@ async def changes(
     return list(await session.scalars(query))
 
 
+async def open_proposals(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, str]:
+    """For the digest and the patient page: per patient with an open proposal, its direction
+    ("up" or "down"; the newest when there are several). One query for all of them."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(
+        select(ProgrammeChange.user_id, ProgrammeChange.kind)
+        .where(ProgrammeChange.user_id.in_(user_ids), ProgrammeChange.status == Status.PROPOSED)
+        .order_by(ProgrammeChange.id)
+    )
+    return {uid: "up" if kind == "step_up" else "down" for uid, kind in rows}
+
+
 async def open_proposal(session: AsyncSession, user_id: int) -> ProgrammeChange | None:
     return await session.scalar(
         select(ProgrammeChange)
