@@ -10,6 +10,7 @@ and a note that every score is self-reported. DejaVu Sans (shipped with matplotl
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from collections import Counter
@@ -104,6 +105,26 @@ def skip_lines(data: ReportData, loc: str) -> list[str]:
     return lines
 
 
+def _plain(text: str) -> str:
+    """Telegram HTML as the PDF's plain text."""
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def programme_lines(data: ReportData, loc: str) -> list[str]:
+    """The programme changes of the period, in the third person, as /progress words them."""
+    from bot.handlers.plan import history_lines
+    from bot.services.schedule_rules import zone
+
+    tz = zone(data.timezone)
+    lines = history_lines(
+        data.programme_changes,
+        lambda when: day_month(when.astimezone(tz).date(), loc),
+        loc,
+        patient_name=_name(data, loc),
+    )
+    return [_plain(line) for line in lines]
+
+
 def filename(data: ReportData, loc: str) -> str:
     """'report-Ana-2026-11-23.pdf': letters of the name only (no path or shell characters)."""
     safe = re.sub(r"[^\w-]+", "", (data.first_name or "").replace(" ", "-"))[:32]
@@ -182,6 +203,11 @@ def build_report(data: ReportData, loc: str) -> bytes:
     heading(t("workspace.report_skips_title", loc))
     for line in skip_lines(data, loc):
         para(line)
+    if data.programme_changes:  # the programme's steps and their reasons (issue 17)
+        pdf.ln(3)
+        heading(t("workspace.report_programme_title", loc))
+        for line in programme_lines(data, loc):
+            para(line)
     pdf.ln(3)
     pdf.set_font("DejaVu", "I", 8)
     pdf.set_text_color(80, 80, 80)

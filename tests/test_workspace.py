@@ -399,3 +399,31 @@ async def test_report_of_a_busy_month_is_two_pages_in_spanish(app, fake, session
     assert tx("workspace.report_more_rows", "es", count=61 - 34) in text
     assert "preocupado" in text or tx("therapist.barrier.fear", "es") in text
     assert anna.last.filename.startswith("informe-Íñigo-")
+
+
+@pytest.mark.parametrize("loc", ["en", "es"])
+async def test_report_lists_the_programme_changes_in_the_third_person(sessions, clock, loc):
+    """Issue 17: every programme change is shown in the clinic report, with who made it."""
+    from bot import report
+    from bot.services import programmes, workspace
+
+    async with sessions() as s, s.begin():
+        patient = User(
+            telegram_id=PATIENT,
+            language=loc,
+            timezone="Europe/Madrid",
+            consent_at=clock.now() - timedelta(days=3),
+            setup_done_at=clock.now() - timedelta(days=3),
+        )
+        s.add(patient)
+        await s.flush()
+        await programmes.choose_starter(s, patient, "back", clock.now() - timedelta(days=2))
+        data = await workspace.report_data(s, patient, "Íñigo", clock.now())
+    text, pages = pdf_text(report.build_report(data, loc))
+    assert tx("workspace.report_programme_title", loc) in text
+    assert tx("plan.starter.back", loc) in text
+    assert "Íñigo" in text.split(tx("workspace.report_programme_title", loc))[1]
+    assert (
+        tx("plan.who_you", loc)
+        not in text.split(tx("workspace.report_programme_title", loc))[1].split()
+    )

@@ -225,15 +225,18 @@ def short_steps(steps: Sequence[Sequence], loc: str) -> str:
     )
 
 
-def history_lines(changes: Sequence[ProgrammeChange], tz_date, loc: str) -> list[str]:
-    """Programme changes for /progress, newest first; ``tz_date`` turns a time into a date."""
+def history_lines(
+    changes: Sequence[ProgrammeChange], tz_date, loc: str, patient_name: str | None = None
+) -> list[str]:
+    """Programme changes for /progress, newest first; ``tz_date`` turns a time into a date.
+    ``patient_name`` words the patient's own changes in the third person (the clinic report)."""
     lines = []
     for c in changes:
         detail = c.detail or {}
         who = (
             t("plan.who_therapist", loc, therapist=therapist_label(c.by_name, loc))
             if c.by == "therapist"
-            else t("plan.who_you", loc)
+            else (patient_name or t("plan.who_you", loc))
         )
         exercise = detail.get("exercise")
         starter = detail.get("starter")
@@ -246,7 +249,10 @@ def history_lines(changes: Sequence[ProgrammeChange], tz_date, loc: str) -> list
             "reason": reason_text(c.reason, loc),
             "status": t(f"plan.status.{c.status}", loc),
         }
-        lines.append(t(f"plan.history_{c.kind}", loc, **values))
+        key = f"plan.history_{c.kind}"
+        if c.kind == "starter" and patient_name:  # the report speaks of the patient
+            key += "_named"
+        lines.append(t(key, loc, **values))
     return lines
 
 

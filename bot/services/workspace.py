@@ -8,7 +8,7 @@ and flags are the digest's own (``bot.services.digest``), never computed a secon
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
@@ -364,6 +364,9 @@ async def note_to_therapist(
 # ---------------------------------------------------------------------------------------------
 
 
+REPORT_PROGRAMME_CHANGES = 8  # the report's page two has room for a few lines
+
+
 @dataclass(frozen=True)
 class ReportData:
     first_name: str | None
@@ -372,6 +375,8 @@ class ReportData:
     timezone: str
     sessions: list[SessionRow]  # every check-in of the period, oldest first
     progress: Progress
+    # The exercise programme's changes and proposals in the period, newest first (issue 17).
+    programme_changes: list = field(default_factory=list)
 
 
 async def report_data(
@@ -385,7 +390,14 @@ async def report_data(
         start = max(start, patient.consent_at.astimezone(zone(tz)).date())
     start_at = wall_clock_instant(start, time(0), tz)
     rows = await _rows(session, patient, start_at, now + timedelta(seconds=1))
-    return ReportData(first_name, start, progress.today, tz, rows, progress)
+    from bot.services import programmes  # programmes imports therapists, as this module does
+
+    changes = [
+        c
+        for c in await programmes.changes(session, patient.id, limit=REPORT_PROGRAMME_CHANGES)
+        if c.created_at >= start_at
+    ]
+    return ReportData(first_name, start, progress.today, tz, rows, progress, changes)
 
 
 async def report_for_therapist(
