@@ -216,7 +216,8 @@ async def on_button(update: Update, context: Ctx) -> None:
                 patients.drop_open_question(user)  # the check-in's score question takes over
             if action == "a":
                 await checkins.after_completed(session, checkin, user)
-            text, markup = await compose_next(action, checkin, user, context, session)
+            shown = query.message.text if query.message else None
+            text, markup = await compose_next(action, checkin, user, context, session, shown)
     # Committed first, then sent: no lock is held over the network, and a failed send never
     # leaves a patient with their buttons gone but nothing recorded. After a pain score the
     # keypad message turns into the next question (one call instead of two; bar B4).
@@ -348,7 +349,9 @@ def next_question(
 Reply = tuple[str, InlineKeyboardMarkup | None]
 
 
-async def compose_next(action, checkin: CheckIn, user: User, context: Ctx, session) -> Reply:
+async def compose_next(
+    action, checkin: CheckIn, user: User, context: Ctx, session, shown: str | None = None
+) -> Reply:
     """After a step, the next question or the tailored education (composed, not yet sent)."""
     loc = user.language
     c = f"ci:{checkin.id}"
@@ -360,7 +363,11 @@ async def compose_next(action, checkin: CheckIn, user: User, context: Ctx, sessi
     if action in ("skip", "cant"):
         return barrier_question(checkin, loc)
     if action == "b":
-        last = await checkins.last_next_morning(session, user, checkin.id)
+        # After a worse morning the session starts lighter: said once, on the prompt when it
+        # carried it (``shown`` is the pressed message), else here (/log, or a prompt sent
+        # before the morning's answer).
+        said = shown is not None and t("habit.lighter", loc) in shown
+        last = "worse" if user.lighter_next and not said else None
         pre = feedback.before_session(checkin.pain_before, last_next_morning=last)
         return next_question(action, checkin, loc, pre, user.timezone)
     if action == "a":

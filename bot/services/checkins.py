@@ -237,20 +237,6 @@ async def usual_level(
     return feedback.usual_level(scores)
 
 
-async def last_next_morning(session: AsyncSession, user: User, before_checkin: int) -> str | None:
-    """The next-morning answer after the patient's previous completed session, if given."""
-    return await session.scalar(
-        select(CheckIn.next_day_response)
-        .where(
-            CheckIn.user_id == user.id,
-            CheckIn.id != before_checkin,
-            CheckIn.status == Status.COMPLETED,
-        )
-        .order_by(CheckIn.completed_at.desc(), CheckIn.id.desc())
-        .limit(1)
-    )
-
-
 def gentle(checkin: CheckIn) -> Outcome:
     """[Gentle version] after a high pain score before the session: nothing changes but the
     advice (the session goes on; Done and "I couldn't do it" stay possible)."""
