@@ -42,6 +42,11 @@ ANSWER_KEYS = {
 }
 
 
+def parse_score_data(value: str) -> int | None:
+    """A pain score from callback data: ASCII digits on the rules' 0-10 scale, else None."""
+    return parse_int(value, feedback.SCALE_MIN, feedback.SCALE_MAX)
+
+
 def score_keypad(prefix: str) -> list[list[Button]]:
     """0-10 in two rows (0-5, 6-10) so every number is big enough to tap."""
     return [
@@ -294,7 +299,7 @@ async def apply(action, value, checkin: CheckIn, user: User, context: Ctx, messa
         return checkins.snooze(checkin, int(value), now)
     if action in ("skip", "cant"):
         return checkins.skip(checkin, now)
-    if action in ("b", "a") and parse_int(value, 0, 10) is not None:
+    if action in ("b", "a") and parse_score_data(value) is not None:
         return await record_score(action, checkin, int(value), user, context, session)
     if action == "gentle":
         return checkins.gentle(checkin)
@@ -532,7 +537,7 @@ async def on_pain_button(update: Update, context: Ctx) -> None:
     value = (query.data or "").partition(":")[2]
     async with transaction(context.sessions) as session:
         user = await patients.get_user(session, update.effective_user.id)
-        if user is None or not user.consented or parse_int(value, 0, 10) is None:
+        if user is None or not user.consented or parse_score_data(value) is None:
             await query.answer(t("checkin.closed", user_locale(user, update)))
             return
         if user.conv_state != "pain":  # already recorded from this keypad (a double tap)

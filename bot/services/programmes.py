@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
@@ -24,7 +24,7 @@ from bot.db.models import (
     TherapistLink,
     User,
 )
-from bot.services import exercises
+from bot.services import exercises, therapists
 from bot.services.exercises import LIBRARY, STARTERS, Step
 from bot.services.therapists import ACTIVE_LINK
 
@@ -219,17 +219,7 @@ async def drop_exercise(session: AsyncSession, user: User, key: str, now: dateti
 
 async def can_manage(session: AsyncSession, therapist: Therapist, patient_id: int) -> bool:
     """Only through a link the patient confirmed and has not revoked."""
-    return bool(
-        await session.scalar(
-            select(
-                exists().where(
-                    TherapistLink.therapist_id == therapist.id,
-                    TherapistLink.patient_id == patient_id,
-                    *ACTIVE_LINK,
-                )
-            )
-        )
-    )
+    return await therapists.has_active_link(session, therapist.id, patient_id)
 
 
 @dataclass(frozen=True)

@@ -182,14 +182,16 @@ async def _check(
         status = InviteStatus.USED
     elif patient_id is not None and therapist.user_id == patient_id:
         status = InviteStatus.OWN
-    elif patient_id is not None and await _has_active_link(session, therapist.id, patient_id):
+    elif patient_id is not None and await has_active_link(session, therapist.id, patient_id):
         status = InviteStatus.LINKED
     else:
         status = InviteStatus.OK
     return status, invite, therapist
 
 
-async def _has_active_link(session: AsyncSession, therapist_id: int, patient_id: int) -> bool:
+async def has_active_link(session: AsyncSession, therapist_id: int, patient_id: int) -> bool:
+    """Whether the patient confirmed this therapist and has not revoked (every read of a
+    patient by a therapist is checked here first)."""
     return bool(
         await session.scalar(
             select(
