@@ -10,6 +10,7 @@ Buttons carry ``ci:<checkin id>:<action>[:<value>]`` (at most 30 bytes, well und
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
@@ -105,7 +106,7 @@ def prompt_text(
     return "\n\n".join(parts)
 
 
-def prompt_message(
+def prompt_content(
     checkin_id: int,
     loc: str,
     *,
@@ -114,11 +115,11 @@ def prompt_message(
     lighter: bool = False,
     next_day_id: int | None = None,
     programme: str | None = None,
-) -> tuple[str, InlineKeyboardMarkup]:
+) -> tuple[str, list[list[Button]]]:
     """THE place a prompt is composed (the dispatcher, "Keep going", an old prompt pressed):
     text and buttons. The come-back offer replaces the regular prompt after days of silence."""
     if kind == SlotKind.COMEBACK:
-        return t("habit.comeback", loc), comeback_markup(checkin_id, loc)
+        return t("habit.comeback", loc), comeback_rows(checkin_id, loc)
     text = prompt_text(
         loc,
         again=again,
@@ -127,18 +128,26 @@ def prompt_message(
         next_day=bool(next_day_id),
         programme=programme,
     )
-    return text, prompt_markup(checkin_id, loc, next_day_id, how=bool(programme))
+    return text, prompt_rows(checkin_id, loc, next_day_id, how=bool(programme))
+
+
+def prompt_message(checkin_id: int, loc: str, **options: Any) -> tuple[str, InlineKeyboardMarkup]:
+    """``prompt_content`` with its buttons as a keyboard (``options``: those of prompt_content)."""
+    text, rows = prompt_content(checkin_id, loc, **options)
+    return text, keyboard(rows)
+
+
+def comeback_rows(checkin_id: int, loc: str) -> list[list[Button]]:
+    """[Keep going] [Fewer days] / [Another time] [Pause 1 week] (``hb:<id>:<choice>``)."""
+    c = f"hb:{checkin_id}"
+    return [
+        [(t("habit.keep", loc), f"{c}:keep"), (t("habit.fewer", loc), f"{c}:fewer")],
+        [(t("habit.later", loc), f"{c}:later"), (t("habit.pause", loc), f"{c}:pause")],
+    ]
 
 
 def comeback_markup(checkin_id: int, loc: str) -> InlineKeyboardMarkup:
-    """[Keep going] [Fewer days] / [Another time] [Pause 1 week] (``hb:<id>:<choice>``)."""
-    c = f"hb:{checkin_id}"
-    return keyboard(
-        [
-            [(t("habit.keep", loc), f"{c}:keep"), (t("habit.fewer", loc), f"{c}:fewer")],
-            [(t("habit.later", loc), f"{c}:later"), (t("habit.pause", loc), f"{c}:pause")],
-        ]
-    )
+    return keyboard(comeback_rows(checkin_id, loc))
 
 
 def nudge_message(checkin_id: int, loc: str) -> tuple[str, InlineKeyboardMarkup]:

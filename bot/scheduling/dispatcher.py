@@ -23,8 +23,9 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db.session import SessionFactory, transaction
-from bot.handlers.checkin import done_question, next_day_markup, nudge_message, prompt_message
+from bot.handlers.checkin import done_question, next_day_markup, nudge_message, prompt_content
 from bot.handlers.plan import prompt_programme
+from bot.handlers.ui import send_message_id
 from bot.i18n import t
 from bot.services import checkins, programmes, reminders
 from bot.services.exercises import Step
@@ -114,8 +115,10 @@ class Dispatcher:
         self._bulk = (
             {"rate_limit_args": {"bulk": True}} if getattr(bot, "rate_limiter", None) else {}
         )
+        self._paid = {}
         if settings.allow_paid_broadcast:  # 0.1 Star a message, up to 1000/s (README)
             self._bulk["allow_paid_broadcast"] = True
+            self._paid["allow_paid_broadcast"] = True
         self.batch = batch
         self._gate = asyncio.Semaphore(
             PAID_SEND_CONCURRENCY if settings.allow_paid_broadcast else SEND_CONCURRENCY
@@ -210,7 +213,7 @@ class Dispatcher:
         async with self._gate:
             if self.stopping:  # shutting down: the claim's lease sends it again
                 return
-            text, markup = prompt_message(
+            text, rows = prompt_content(
                 prompt.checkin_id,
                 loc,
                 again=prompt.after_snooze,
@@ -220,8 +223,13 @@ class Dispatcher:
                 programme=programme,
             )
             try:
-                message = await self.bot.send_message(
-                    prompt.telegram_id, text, reply_markup=markup, **self._bulk
+                message_id = await send_message_id(
+                    self.bot,
+                    prompt.telegram_id,
+                    text,
+                    rows,
+                    rate_limit_args=self._bulk.get("rate_limit_args"),
+                    **self._paid,
                 )
             except (Forbidden, BadRequest) as exc:
                 if not _unreachable(exc):  # e.g. a broken translation: fix it, then it retries
@@ -243,7 +251,7 @@ class Dispatcher:
                 report.failed += 1
                 report.errors.append(str(exc))
                 return
-        await deliveries.add(prompt.checkin_id, message.message_id)
+        await deliveries.add(prompt.checkin_id, message_id)
         report.sent += 1
 
     async def _record_failure(self, prompt: reminders.Prompt, *, permanent: bool) -> None:
