@@ -47,6 +47,12 @@ class Ctx(CallbackContext[ExtBot, dict, dict, BotData]):
         return self.bot_data.sessions
 
     @property
+    def engine(self) -> AsyncEngine:
+        """For a statement that needs no ORM session (the everyday pain score, bar B4)."""
+        assert self.bot_data.engine is not None
+        return self.bot_data.engine
+
+    @property
     def clock(self) -> Clock:
         return self.bot_data.clock
 

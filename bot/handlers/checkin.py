@@ -194,6 +194,8 @@ async def on_button(update: Update, context: Ctx) -> None:
         return
     action, value = parts[2], (parts[3] if len(parts) > 3 else "")
     now = context.clock.now()
+    if action == "b" and await quick_before(query, context, checkin_id, value, now):
+        return
     current: Reply | None = None
     reply: str | None = None
     text, markup = "", None
@@ -243,13 +245,42 @@ async def on_button(update: Update, context: Ctx) -> None:
         await query.message.reply_text(reply)
         return
     if action in ("b", "a"):
-        await asyncio.gather(query.answer(), query.message.edit_text(text, reply_markup=markup))
+        await answer_and_turn(query, text, markup)
         return
     if action == "e":  # the explanation stays; only the optional question goes
         await asyncio.gather(query.answer(text), drop_buttons(query.message))
         return
     await asyncio.gather(query.answer(), drop_buttons(query.message))
     await query.message.reply_text(text, reply_markup=markup)
+
+
+async def quick_before(query, context: Ctx, checkin_id: int, value: str, now) -> bool:
+    """The everyday pain score before, recorded by one statement (``record_before_quick``)
+    and answered as the general path would; False (nothing written) for any other case."""
+    score = parse_score_data(value)
+    if score is None:
+        return False
+    async with context.engine.begin() as conn:
+        quick = await checkins.record_before_quick(
+            conn, checkin_id, query.from_user.id, score, now, context.settings.done_nudge
+        )
+    if quick is None:
+        return False
+    shown = query.message.text if query.message else None
+    text, markup = before_reply(
+        quick.checkin_id, score, quick.language, quick.timezone, quick.lighter_next, shown
+    )
+    await answer_and_turn(query, text, markup)
+    return True
+
+
+async def answer_and_turn(query, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    """Stop the button's spinner, then turn the pressed message into the next question. One
+    call after the other: in flight together, the two cost about 1.5 ms more CPU per press
+    (bar B4: 5.3 against 3.5 ms for both), which a busy morning pays in throughput, while
+    the edit lands one round trip later (tens of milliseconds)."""
+    await query.answer()
+    await query.message.edit_text(text, reply_markup=markup)
 
 
 # Presses that belong to a check-in's steps: on a closed check-in, the open one is offered.
@@ -329,6 +360,18 @@ async def record_score(action: str, checkin: CheckIn, score: int, user: User, co
     return outcome
 
 
+def before_reply(
+    checkin_id: int, score: int, loc: str, tz: str | None, lighter_next: bool, shown: str | None
+) -> Reply:
+    """What follows the pain score before. After a worse morning the session starts lighter:
+    said once, on the prompt when it carried it (``shown`` is the pressed message), else here
+    (/log, or a prompt sent before the morning's answer)."""
+    said = shown is not None and t("habit.lighter", loc) in shown
+    last = "worse" if lighter_next and not said else None
+    pre = feedback.before_session(score, last_next_morning=last)
+    return before_question(checkin_id, loc, pre, tz)
+
+
 def next_question(
     action: str,
     checkin: CheckIn,
@@ -339,25 +382,32 @@ def next_question(
     """What follows a pain score: after the one before, "do your session" (for pain 8+: a
     gentle version or skip, with the safety line; Done stays possible); after the one after,
     the optional effort question."""
-    c = f"ci:{checkin.id}"
     if action == "b":
         pre = pre or feedback.before_session(checkin.pain_before)
-        if pre.high:
-            rows = [
-                [(t("feedback.gentle", loc), f"{c}:gentle"), (t("checkin.skip", loc), f"{c}:cant")],
-                [(t("checkin.done", loc), f"{c}:done")],
-            ]
-        else:
-            rows = [
-                [(t("checkin.done", loc), f"{c}:done")],
-                [(t("checkin.cant", loc), f"{c}:cant")],
-            ]
-        return feedback_text.before_text(pre, loc, tz), keyboard(rows)
+        return before_question(checkin.id, loc, pre, tz)
+    c = f"ci:{checkin.id}"
     rows = [
         [(t(f"checkin.effort_{e}", loc), f"{c}:e:{e}") for e in checkins.EFFORTS],
         [(t("checkin.effort_skip", loc), f"{c}:e:none")],
     ]
     return t("checkin.ask_effort", loc), keyboard(rows)
+
+
+def before_question(
+    checkin_id: int, loc: str, pre: feedback.PreSession, tz: str | None
+) -> tuple[str, InlineKeyboardMarkup]:
+    c = f"ci:{checkin_id}"
+    if pre.high:
+        rows = [
+            [(t("feedback.gentle", loc), f"{c}:gentle"), (t("checkin.skip", loc), f"{c}:cant")],
+            [(t("checkin.done", loc), f"{c}:done")],
+        ]
+    else:
+        rows = [
+            [(t("checkin.done", loc), f"{c}:done")],
+            [(t("checkin.cant", loc), f"{c}:cant")],
+        ]
+    return feedback_text.before_text(pre, loc, tz), keyboard(rows)
 
 
 Reply = tuple[str, InlineKeyboardMarkup | None]
@@ -377,13 +427,9 @@ async def compose_next(
     if action in ("skip", "cant"):
         return barrier_question(checkin, loc)
     if action == "b":
-        # After a worse morning the session starts lighter: said once, on the prompt when it
-        # carried it (``shown`` is the pressed message), else here (/log, or a prompt sent
-        # before the morning's answer).
-        said = shown is not None and t("habit.lighter", loc) in shown
-        last = "worse" if user.lighter_next and not said else None
-        pre = feedback.before_session(checkin.pain_before, last_next_morning=last)
-        return next_question(action, checkin, loc, pre, user.timezone)
+        return before_reply(
+            checkin.id, checkin.pain_before, loc, user.timezone, user.lighter_next, shown
+        )
     if action == "a":
         # The personal explanation right after the score; the effort question below it.
         explanation = await result_text(checkin, user, context, session)

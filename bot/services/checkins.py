@@ -11,10 +11,10 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from bot.db.models import CheckIn, PainScore, TherapistLink, User
+from bot.db.models import CheckIn, PainScore, TherapistLink, User, UTCDateTime
 from bot.services import feedback, habit, patients
 from bot.services.education import Situation
 from bot.services.reminders import OPEN_STATUSES, Status
@@ -136,6 +136,100 @@ def record_before(
         if now is not None and nudge_after is not None:
             checkin.nudge_due_at = now + nudge_after
     return outcome
+
+
+@dataclass(frozen=True)
+class QuickBefore:
+    """A pain score before recorded by ``record_before_quick``: what the reply needs."""
+
+    checkin_id: int
+    score: int
+    language: str
+    timezone: str
+    lighter_next: bool
+
+
+def _quick_before_statement():
+    """Built once (bind parameters only): building and cache-keying this statement per press
+    cost as much as running it."""
+    c, u = CheckIn.__table__.c, User.__table__.c
+    owner = (
+        select(u.id)
+        .where(
+            u.telegram_id == bindparam("telegram_id"),
+            u.consent_at.is_not(None),
+            u.silent_since.is_(None),
+            u.silent_prompts == 0,
+            u.absence.is_(None),
+            u.conv_state.is_(None),
+        )
+        .scalar_subquery()
+    )
+    now = bindparam("now", type_=UTCDateTime())
+    window_end = bindparam("window_end", type_=UTCDateTime())
+    started = c.status == Status.STARTED
+    of_user = User.__table__.alias("presser")  # RETURNING names its columns unqualified
+
+    def presser(column: str):
+        return select(of_user.c[column]).where(of_user.c.id == c.user_id).scalar_subquery()
+
+    return (
+        update(CheckIn.__table__)
+        .where(
+            c.id == bindparam("checkin_id"),
+            c.user_id == owner,
+            c.status.in_(BEFORE_FROM),
+            c.pain_before.is_(None),
+            or_(c.expires_at.is_(None), c.expires_at > now),
+        )
+        .values(
+            pain_before=bindparam("score"),
+            status=Status.EXERCISING,
+            # start(), for a press on the prompt's keypad (the 3-tap check-in)
+            started_at=case((started, c.started_at), else_=now),
+            expires_at=case(
+                (or_(started, c.expires_at > window_end), c.expires_at), else_=window_end
+            ),
+            snooze_until=None,
+            lease_until=None,
+            nudge_due_at=func.coalesce(
+                bindparam("nudge_due_at", type_=UTCDateTime()), c.nudge_due_at
+            ),
+        )  # updated_at: the column's onupdate, as the ORM's flush sets it
+        .returning(c.id, presser("language"), presser("timezone"), presser("lighter_next"))
+    )
+
+
+_QUICK_BEFORE = _quick_before_statement()
+
+
+async def record_before_quick(
+    db: AsyncConnection | AsyncSession,
+    checkin_id: int,
+    telegram_id: int,
+    score: int,
+    now: datetime,
+    nudge_after: timedelta | None = None,
+) -> QuickBefore | None:
+    """``record_before`` for the everyday press, in one guarded ``UPDATE ... RETURNING``: the
+    check-in waits for its pain before (``BEFORE_FROM``, not expired, no score yet), belongs
+    to the presser, who has consented, is not silent or away, and has no open question
+    (so ``load_pressed``, ``habit.note_response`` and ``drop_open_question`` would change
+    nothing). The values written are ``start``'s then ``record_before``'s (a test compares
+    the two paths row by row). None: not that case; nothing was written, and the caller
+    takes the general path. A button press is the hot path (bar B4)."""
+    params = {
+        "checkin_id": checkin_id,
+        "telegram_id": telegram_id,
+        "score": score,
+        "now": now,
+        "window_end": now + SESSION_WINDOW,
+        "nudge_due_at": now + nudge_after if nudge_after is not None else None,
+    }
+    row = (await db.execute(_QUICK_BEFORE, params)).first()
+    if row is None:
+        return None
+    return QuickBefore(row[0], score, row[1], row[2], bool(row[3]))
 
 
 def done(checkin: CheckIn, now: datetime) -> Outcome:
