@@ -39,6 +39,8 @@ SEND_CONCURRENCY = 8
 # Paid broadcasts go up to 1000/s: more sends in flight hide the limiter's and the delivery
 # log's latency (still within the 8-16 that keeps httpcore's per-send cost flat).
 PAID_SEND_CONCURRENCY = 16
+# Deliveries are recorded in one transaction per this many sends or this many seconds.
+DELIVERY_BATCH, DELIVERY_MAX_AGE = 25, 0.2
 
 
 @dataclass
@@ -68,8 +70,8 @@ class DeliveryLog:
         self,
         sessions: SessionFactory,
         clock: Clock,
-        max_batch: int = 25,
-        max_age: float = 0.2,
+        max_batch: int = DELIVERY_BATCH,
+        max_age: float = DELIVERY_MAX_AGE,
         on_flush: Callable[[], None] = lambda: None,
     ) -> None:
         self.on_flush = on_flush
@@ -120,6 +122,11 @@ class Dispatcher:
             self._bulk["allow_paid_broadcast"] = True
             self._paid["allow_paid_broadcast"] = True
         self.batch = batch
+        # Deliveries are recorded every 0.2 s of sends: at a paid 1,000/s that is up to 200 a
+        # transaction, not 25 (a crash still repeats at most the last 0.2 s of prompts).
+        self._delivery_batch = max(
+            DELIVERY_BATCH, int(settings.send_rate_per_second * DELIVERY_MAX_AGE)
+        )
         self._gate = asyncio.Semaphore(
             PAID_SEND_CONCURRENCY if settings.allow_paid_broadcast else SEND_CONCURRENCY
         )
@@ -175,7 +182,9 @@ class Dispatcher:
                 separate.append(q)
         report.expired += len(claim.expired_ids)
         report.missed += len(claim.missed_ids)
-        deliveries = DeliveryLog(self.sessions, self.clock, on_flush=self.on_progress)
+        deliveries = DeliveryLog(
+            self.sessions, self.clock, max_batch=self._delivery_batch, on_flush=self.on_progress
+        )
         sends = [
             self._send_prompt(p, report, deliveries, steps.get(p.user_id)) for p in claim.prompts
         ]

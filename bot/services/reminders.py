@@ -44,7 +44,20 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Row, bindparam, case, delete, func, literal_column, or_, select, true, update
+from sqlalchemy import (
+    BigInteger,
+    Row,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -1028,19 +1041,26 @@ async def move_prompt_message(
 async def mark_prompted_many(
     session: AsyncSession, deliveries: list[tuple[int, int]], now: datetime
 ) -> None:
-    """``mark_prompted`` for a batch of (checkin_id, message_id), in one executemany."""
+    """``mark_prompted`` for a batch of (checkin_id, message_id), in one statement (the
+    message ids by ``CASE id``). Not an executemany: on SQLite, aiosqlite's thread takes the
+    GIL back for every row, and while the event loop was busy sending, each row waited for
+    it (bar B8: 72 ms a batch of 75 during a paid fan-out, 3 ms alone)."""
     if not deliveries:
         return
     table = CheckIn.__table__
+    message_ids = {checkin_id: message_id for checkin_id, message_id in deliveries}
     stmt = (
         update(table)
-        .where(table.c.id == bindparam("cid"), table.c.status == Status.PENDING)
+        .where(table.c.id.in_(list(message_ids)), table.c.status == Status.PENDING)
         .values(
             status=Status.PROMPTED,
-            prompt_message_id=bindparam("mid"),
+            prompt_message_id=case(
+                {cid: literal(mid, BigInteger) for cid, mid in message_ids.items()},
+                value=table.c.id,
+            ),
             prompted_at=_aware(now),
             lease_until=None,
             updated_at=now,
         )
     )
-    await session.execute(stmt, [{"cid": c, "mid": m} for c, m in deliveries])
+    await session.execute(stmt)
