@@ -45,6 +45,9 @@ async def test_b1_and_b8_count_every_prompt_once(results):
     b1, b8 = results["B1"], results["B8"]
     assert b1.note == "" and b1.details["prompted_exactly_once"] == b1.details["due"] > 0
     assert b8.note == "" and b8.details["paid_broadcast_prompts"] == TINY.b8_messages
+    # one dispatcher round of a batch between the bare loop's rounds, not one tick for all
+    chunk = TINY.b8_messages // TINY.b8_rounds
+    assert b8.details["sent_per_round"] == [chunk] * TINY.b8_rounds
 
 
 async def test_b2_b3_see_the_fan_out_and_the_edit_that_carries_each_reply(results):

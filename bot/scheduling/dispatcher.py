@@ -136,18 +136,21 @@ class Dispatcher:
         # Called at each round and each recorded batch of sends (the /healthz heartbeat).
         self.on_progress: Callable[[], None] = lambda: None
 
-    async def tick(self) -> TickReport:
+    async def tick(self, *, rounds: int | None = None) -> TickReport:
         """Claim what is due now, send it, record it; safe to run on several replicas.
 
-        A round that claimed a full batch and sent it all is followed at once by another:
-        waiting for the job's next interval would leave the send limiter idle during a
-        large fan-out (bar B2). Failures end the tick, so an outage is not hammered.
+        A round that claimed a full batch and sent it all is followed at once by another
+        (at most ``rounds``, if given): waiting for the job's next interval would leave the
+        send limiter idle during a large fan-out (bar B2). Failures end the tick, so an
+        outage is not hammered.
         """
         report = TickReport()
-        while not self.stopping:
+        done = 0
+        while not self.stopping and (rounds is None or done < rounds):
             self.on_progress()
             failed_before = report.failed + report.blocked
             claimed = await self._round(report)
+            done += 1
             if claimed < self.batch or report.failed + report.blocked > failed_before:
                 break
         if report.sent or report.next_day or report.failed or report.blocked or report.nudged:
