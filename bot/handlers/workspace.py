@@ -651,55 +651,56 @@ def note_error(error: ValueError, text: str, loc: str) -> str:
     return t("workspace.note_empty", loc)
 
 
-async def on_note_text(update: Update, context: Ctx, session: AsyncSession, user: User) -> None:
-    """The therapist's typed note: stored, then sent to the patient after the commit."""
+async def typed_note(update: Update, context: Ctx, session: AsyncSession, user: User):
+    """What a note and a reply share: a stale one is read as ordinary text instead, one too
+    long or empty gets its error (the state stays: the next message is the note); otherwise
+    the typing state ends and the text comes back."""
     if note_is_stale(user, context):
         patients.set_state(user, None)
         await general.dispatch_text(update, context, session, user)
-        return
+        return None
     message = update.effective_message
-    loc = user.language
     text = message.text or ""
-    therapist = await therapists.get_therapist(session, user.id)
-    link_id = int((user.conv_data or {}).get("link", 0))
     try:
         workspace.check_note(text)
     except ValueError as exc:
-        await message.reply_text(note_error(exc, text, loc))
-        return  # the state stays: the next message is the note
+        await message.reply_text(note_error(exc, text, user.language))
+        return None
     patients.set_state(user, None)
+    return text
+
+
+async def on_note_text(update: Update, context: Ctx, session: AsyncSession, user: User) -> None:
+    """The therapist's typed note: stored, then sent to the patient after the commit."""
+    link_id = int((user.conv_data or {}).get("link", 0))
+    text = await typed_note(update, context, session, user)
+    if text is None:
+        return
+    therapist = await therapists.get_therapist(session, user.id)
     delivery = None
     if therapist is not None:
         delivery = await workspace.note_to_patient(
             session, therapist, link_id, text, context.clock.now()
         )
-    if delivery is None:
-        await message.reply_text(t("workspace.link_ended", loc))
-        return
-    context.chat_data["pending_note"] = (delivery, text.strip(), "therapist", loc)
+    await hold_note(update, context, user, delivery, text, "therapist")
 
 
 async def on_reply_text(update: Update, context: Ctx, session: AsyncSession, user: User) -> None:
     """The patient's typed answer: stored, then sent to the therapist after the commit."""
-    if note_is_stale(user, context):
-        patients.set_state(user, None)
-        await general.dispatch_text(update, context, session, user)
-        return
-    message = update.effective_message
-    loc = user.language
-    text = message.text or ""
     note_id = int((user.conv_data or {}).get("note", 0))
-    try:
-        workspace.check_note(text)
-    except ValueError as exc:
-        await message.reply_text(note_error(exc, text, loc))
+    text = await typed_note(update, context, session, user)
+    if text is None:
         return
-    patients.set_state(user, None)
     delivery = await workspace.note_to_therapist(session, user, note_id, text, context.clock.now())
+    await hold_note(update, context, user, delivery, text, "patient")
+
+
+async def hold_note(update: Update, context: Ctx, user: User, delivery, text: str, by: str):
+    """Kept for ``deliver_pending`` (sent after the commit), or "the link has ended"."""
     if delivery is None:
-        await message.reply_text(t("workspace.link_ended", loc))
+        await update.effective_message.reply_text(t("workspace.link_ended", user.language))
         return
-    context.chat_data["pending_note"] = (delivery, text.strip(), "patient", loc)
+    context.chat_data["pending_note"] = (delivery, text.strip(), by, user.language)
 
 
 async def deliver_pending(update: Update, context: Ctx, committed: bool) -> None:
