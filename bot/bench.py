@@ -378,6 +378,21 @@ async def count_checkins(engine: AsyncEngine, status: str) -> int:
         )
 
 
+def patient_row(telegram_id: int, since: datetime) -> dict[str, Any]:
+    """A users row: consented and set up (English, UTC) since ``since``."""
+    return {
+        "telegram_id": telegram_id,
+        "language": "en",
+        "timezone": "UTC",
+        "consent_at": since,
+        "consent_version": "1",
+        "setup_done_at": since,
+        "active": True,
+        "created_at": since,
+        "updated_at": since,
+    }
+
+
 async def add_patients_with_started_checkins(
     engine: AsyncEngine, telegram_ids: Sequence[int], per_patient: int, now: datetime
 ) -> dict[int, list[int]]:
@@ -392,20 +407,7 @@ async def add_patients_with_started_checkins(
                 insert(users).returning(
                     users.c.id, users.c.telegram_id, sort_by_parameter_order=True
                 ),
-                [
-                    {
-                        "telegram_id": tg,
-                        "language": "en",
-                        "timezone": "UTC",
-                        "consent_at": long_ago,
-                        "consent_version": "1",
-                        "setup_done_at": long_ago,
-                        "active": True,
-                        "created_at": long_ago,
-                        "updated_at": long_ago,
-                    }
-                    for tg in telegram_ids
-                ],
+                [patient_row(tg, long_ago) for tg in telegram_ids],
             )
         ).all()
         telegram_of = {row.id: row.telegram_id for row in user_rows}
@@ -1111,17 +1113,7 @@ async def add_history(engine: AsyncEngine, telegram_id: int, days: int, now: dat
         user_id = (
             await conn.execute(
                 insert(users).returning(users.c.id),
-                {
-                    "telegram_id": telegram_id,
-                    "language": "en",
-                    "timezone": "UTC",
-                    "consent_at": long_ago,
-                    "consent_version": "1",
-                    "setup_done_at": long_ago,
-                    "active": True,
-                    "created_at": long_ago,
-                    "updated_at": long_ago,
-                },
+                patient_row(telegram_id, long_ago),
             )
         ).scalar_one()
         await conn.execute(
