@@ -14,7 +14,9 @@ import html
 import io
 import re
 from collections import Counter
+from pathlib import Path
 
+import matplotlib
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
@@ -22,9 +24,12 @@ from bot.charts import render_progress_chart
 from bot.handlers.digest_view import day_month, number, signed
 from bot.i18n import t
 from bot.services import feedback
-from bot.services.export import _FONT_FILES, _FONTS
 from bot.services.reminders import Status
 from bot.services.workspace import ReportData, SessionRow
+
+# DejaVu Sans ships with matplotlib and covers æøå, ñ, á, and the arrows and dashes we print.
+FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans-Oblique.ttf"}
 
 # Page two holds the table: about 34 rows of 5.5 mm fit under its heading with the skip
 # reasons and the footer; older rows are counted, and the CSV export has them all.
@@ -137,8 +142,8 @@ def build_report(data: ReportData, loc: str) -> bytes:
     pdf = FPDF(format="A4", unit="mm")
     pdf.set_auto_page_break(True, margin=MARGIN)
     pdf.set_margins(MARGIN, MARGIN, MARGIN)
-    for style, file in _FONT_FILES.items():
-        pdf.add_font("DejaVu", style, str(_FONTS / file))
+    for style, file in FONT_FILES.items():
+        pdf.add_font("DejaVu", style, str(FONTS / file))
     title = t("workspace.report_title", loc, name=name)
     pdf.set_title(title)
     pdf.add_page()

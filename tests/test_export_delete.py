@@ -1,6 +1,6 @@
 """The chart, /export (CSV and PDF) and /delete: rendering in every language, the CSV read
-back against the database, a one-page PDF, erasure that leaves no row naming the patient
-(SQLite and PostgreSQL), and the confirmation flow through the fake Bot API.
+back against the database, the clinic report as the PDF, erasure that leaves no row naming the
+patient (SQLite and PostgreSQL), and the confirmation flow through the fake Bot API.
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from bot.db.models import (
     User,
 )
 from bot.db.session import transaction
-from bot.handlers.progress import summary_lines
-from bot.i18n import t
 from bot.l10n import format_hhmm, weekday_name
 from bot.services import export, programmes, therapists
 from bot.services.progress import compute_progress
@@ -269,34 +267,6 @@ async def test_csv_reads_back_as_the_stored_data(session, loc):
         if r["record"] in (word("record", "checkin"), word("record", "pain_score"))
     ]
     assert timeline == sorted(timeline)
-
-
-# --- The PDF -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("loc", LOCALES)
-async def test_pdf_is_one_page_with_the_chart(session, loc):
-    user = await add_patient(session, loc)
-    await add_history(session, user)
-    progress = await compute_progress(session, user, NOW)
-    chart = render_progress_chart(progress, loc)
-    pdf = export.build_summary_pdf(
-        t("privacy_export.pdf_title", loc),
-        t("privacy_export.pdf_subtitle", loc, start="26 okt. 2026", end="25 nov. 2026", zone=CPH),
-        summary_lines(progress, loc)[1:],
-        chart,
-        t("privacy_export.pdf_footer", loc),
-    )
-    assert pdf.startswith(b"%PDF-")
-    assert page_count(pdf) == 1
-    assert b"/Subtype /Image" in pdf  # the chart is on the page
-    assert b"DejaVu" in pdf  # the Unicode font, so æøå, ñ and á print
-
-
-def test_pdf_without_chart_is_one_page():
-    pdf = export.build_summary_pdf("Æøå ñ á", "", ["<b>x</b> &amp; y", "", "<i>z</i>"], None, "f")
-    assert pdf.startswith(b"%PDF-") and page_count(pdf) == 1
-    assert b"/Subtype /Image" not in pdf
 
 
 # --- Erasure -----------------------------------------------------------------------------------

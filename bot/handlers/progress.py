@@ -149,7 +149,7 @@ async def progress_command(update: Update, context: Ctx) -> None:
 
 
 async def export_command(update: Update, context: Ctx) -> None:
-    """All the patient's data as a CSV file, and a one-page PDF summary for the clinic."""
+    """All the patient's data as a CSV file, and the clinic report (PDF) a therapist gets."""
     now = context.clock.now()
     async with transaction(context.sessions) as session:
         user = await require_consent(update, session)

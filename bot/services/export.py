@@ -1,6 +1,7 @@
-"""A patient's data to take away (a CSV of everything, a one-page PDF summary) and erasure.
+"""A patient's data to take away (a CSV of everything; the PDF is the clinic report of
+``bot/report.py``) and erasure.
 
-No Telegram here and no commits. The PDF is given finished, localized text by the caller.
+No Telegram here and no commits.
 Erasure is one DELETE of the ``users`` row: every other row about a patient hangs off
 ``users.id`` with ON DELETE CASCADE (``bot/db/models.py``; SQLite needs
 ``PRAGMA foreign_keys=ON``, set on every connection by ``bot.db.session.create_engine``).
@@ -16,11 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 
-import matplotlib
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
 from sqlalchemy import delete, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,10 +66,6 @@ CSV_COLUMNS = (
 # Columns of the users row that are the bot's own bookkeeping, not facts about the patient.
 INTERNAL_FIELDS = frozenset({"id", "conv_state", "conv_data"})
 DELETE_STATE = "delete"
-
-# DejaVu Sans ships with matplotlib and covers æøå, ñ, á, and the arrows and dashes we print.
-_FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-_FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans-Oblique.ttf"}
 
 
 @dataclass(frozen=True)
@@ -328,60 +321,6 @@ async def collect(session: AsyncSession, user: User, now: datetime) -> Export:
 # ---------------------------------------------------------------------------------------------
 # PDF
 # ---------------------------------------------------------------------------------------------
-
-_TAGS = re.compile(r"<(/?)([bi])>")
-
-
-def _markdown(line: str) -> str:
-    """Our locale strings' Telegram HTML (<b>, <i>, entities) as fpdf2's markdown."""
-    marked = _TAGS.sub(lambda m: "**" if m[2] == "b" else "__", line)
-    return html.unescape(re.sub(r"<[^>]+>", "", marked))
-
-
-def build_summary_pdf(
-    title: str, subtitle: str, lines: Sequence[str], chart_png: bytes | None, footer: str
-) -> bytes:
-    """A one-page A4 summary: title, the progress lines, the chart, and a footer note.
-
-    ``lines`` may hold Telegram HTML (<b>, <i>); an empty string is a paragraph gap.
-    """
-    pdf = FPDF(format="A4", unit="mm")
-    pdf.set_auto_page_break(False)  # one page by design: the layout below is sized to fit
-    pdf.set_margins(18, 16, 18)
-    for style, name in _FONT_FILES.items():
-        pdf.add_font("DejaVu", style, str(_FONTS / name))
-    pdf.set_title(title)
-    pdf.add_page()
-    width = pdf.epw
-    pdf.set_font("DejaVu", "B", 17)
-    pdf.multi_cell(width, 8, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("DejaVu", "", 9.5)
-    pdf.set_text_color(90, 90, 90)
-    pdf.multi_cell(width, 5, subtitle, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_text_color(0, 0, 0)
-    pdf.ln(3)
-    pdf.set_font("DejaVu", "", 10)
-    for line in lines:
-        if not line:
-            pdf.ln(2)
-            continue
-        pdf.multi_cell(
-            width, 5, _markdown(line), markdown=True, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
-        )
-    footer_top = pdf.h - 16 - 10
-    if chart_png is not None:
-        # Fill the space left above the footer, at the chart's own 5:6 aspect ratio.
-        top = pdf.get_y() + 3
-        height = min(footer_top - 3 - top, width * 1.2)
-        if height > 40:
-            chart_width = height / 1.2
-            pdf.image(io.BytesIO(chart_png), x=(pdf.w - chart_width) / 2, y=top, w=chart_width)
-    pdf.set_y(footer_top)
-    pdf.set_font("DejaVu", "I", 8)
-    pdf.set_text_color(90, 90, 90)
-    pdf.multi_cell(width, 4, footer, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    return bytes(pdf.output())
-
 
 # ---------------------------------------------------------------------------------------------
 # Erasure, behind a confirmation

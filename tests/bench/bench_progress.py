@@ -13,7 +13,7 @@ table of realistic size), then times, as medians over ``--runs`` runs:
 
 - ``compute_progress`` (the database reads and the statistics), each in a fresh session;
 - the /progress text; the chart (matplotlib Agg, PNG bytes);
-- /export: ``export.collect`` (all rows + CSV) and the one-page PDF with the chart.
+- /export: ``export.collect`` (all rows + CSV), the clinic report's data and its PDF.
 
 With a PostgreSQL URL the database must be empty, or pass ``--reset`` to drop and recreate
 its ``public`` schema (everything in it is lost).
@@ -37,12 +37,13 @@ from bench_claim import prepare  # noqa: E402
 from sqlalchemy import insert, select, text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
+from bot import report  # noqa: E402
 from bot.charts import render_progress_chart  # noqa: E402
 from bot.db.models import CheckIn, PainScore, Schedule, User  # noqa: E402
 from bot.db.session import create_engine, make_session_factory  # noqa: E402
 from bot.handlers.progress import summary_lines  # noqa: E402
 from bot.i18n import load_locales  # noqa: E402
-from bot.services import export  # noqa: E402
+from bot.services import export, workspace  # noqa: E402
 from bot.services.progress import compute_progress  # noqa: E402
 from bot.services.schedule_rules import ALL_DAYS, next_occurrence  # noqa: E402
 
@@ -224,10 +225,14 @@ async def run(args: argparse.Namespace) -> None:
                 return await export.collect(s, user, now)
 
         t_collect, bundle = await timed(args.runs, collect)
-        lines = summary_lines(p, "da")[1:]
+
+        async def report_data():
+            async with sessions() as s:
+                return await workspace.report_data(s, user, "Ana", now)
+
+        t_data, data = await timed(args.runs, report_data)
         t_pdf, pdf = await timed(
-            args.runs,
-            lambda: asyncio.to_thread(export.build_summary_pdf, "T", "S", lines, png, "F"),
+            args.runs, lambda: asyncio.to_thread(report.build_report, data, "da")
         )
         print(
             f"  compute_progress     {ms(t_progress)}   (streak {p.current_streak}, best "
@@ -237,8 +242,9 @@ async def run(args: argparse.Namespace) -> None:
         print(f"  chart (PNG)          {ms(t_chart)}   ({len(png) // 1024} KiB)")
         print(f"  /progress total      {ms(t_progress + t_text + t_chart)}")
         print(f"  export.collect (CSV) {ms(t_collect)}   ({len(bundle.csv) // 1024} KiB)")
-        print(f"  PDF with chart       {ms(t_pdf)}   ({len(pdf) // 1024} KiB)")
-        print(f"  /export total        {ms(t_collect + t_chart + t_pdf)}")
+        print(f"  report data          {ms(t_data)}")
+        print(f"  clinic report (PDF)  {ms(t_pdf)}   ({len(pdf) // 1024} KiB)")
+        print(f"  /export total        {ms(t_collect + t_data + t_pdf)}")
     finally:
         await engine.dispose()
         if tmp is not None:
